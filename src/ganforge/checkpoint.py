@@ -1,0 +1,166 @@
+"""The file formats: training checkpoints (torch, tensors only) and the generator file (safetensors).
+
+Loading never runs code: checkpoints are read with `weights_only=True` and generator files are
+safetensors. Every write goes to a temporary file that is renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ganforge.config import ModelConfig, model_config_from_dict
+from ganforge.errors import CheckpointError, ConfigError
+from ganforge.io import atomic_path
+from ganforge.models import build_generator
+from ganforge.version import __version__
+
+CHECKPOINT_FORMAT_VERSION = 1
+GENERATOR_FORMAT = "ganforge.generator"
+GENERATOR_FORMAT_VERSION = "1"
+GENERATOR_FILE = "generator.safetensors"
+_CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{step:07d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint in a run, by step."""
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _CHECKPOINT_NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint with the highest step, or None."""
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write a training checkpoint atomically. payload: tensors, state dicts and builtins only."""
+    with atomic_path(path) as tmp:
+        torch.save({"format_version": CHECKPOINT_FORMAT_VERSION, **payload}, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint without unpickling code."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"checkpoint {path} does not exist; pass an existing checkpoint") from e
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a ganforge checkpoint ({type(e).__name__}); "
+            "resume from an earlier checkpoint or start a new run"
+        ) from e
+    if not isinstance(payload, dict) or payload.get("format_version") != CHECKPOINT_FORMAT_VERSION:
+        version = payload.get("format_version") if isinstance(payload, dict) else None
+        raise CheckpointError(
+            f"checkpoint {path} has format version {version!r}, this ganforge reads "
+            f"{CHECKPOINT_FORMAT_VERSION}; use the ganforge version that wrote it"
+        )
+    return payload
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
+    """Delete all but the `keep` most recent checkpoints."""
+    for _, path in list_checkpoints(run_dir)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def save_generator(path: str | Path, G: nn.Module, cfg: ModelConfig, provenance: dict[str, Any]) -> None:
+    """Write the shareable generator: weights, model config and provenance in safetensors metadata."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    metadata = {
+        "format": GENERATOR_FORMAT,
+        "format_version": GENERATOR_FORMAT_VERSION,
+        "ganforge_version": __version__,
+        "model_config": json.dumps(asdict(cfg)),
+        "provenance": json.dumps(provenance),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def resolve_generator_path(path: str | Path) -> Path:
+    """A run directory or a generator file -> the generator file's path."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / GENERATOR_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no generator file at {path}; pass a run directory or a {GENERATOR_FILE} file")
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_generator_metadata(path: str | Path) -> dict[str, str]:
+    """The safetensors metadata of a generator file, checked to be ganforge's."""
+    path = resolve_generator_path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{path} is truncated or not a safetensors file ({e}); pass a generator.safetensors that ganforge wrote"
+        ) from e
+    if metadata.get("format") != GENERATOR_FORMAT:
+        raise CheckpointError(f"{path} is a safetensors file but not a ganforge generator; pass one ganforge wrote")
+    if metadata.get("format_version") != GENERATOR_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has generator format {metadata.get('format_version')!r}, this ganforge reads "
+            f"{GENERATOR_FORMAT_VERSION}; use the ganforge version that wrote it"
+        )
+    return metadata
+
+
+def load_generator(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a generator file (or a run directory's) into an eval-mode G.
+
+    The module gains three attributes: `cfg` (ModelConfig), `provenance` (dict) and `sha256`.
+
+    Example:
+        >>> G = ganforge.load_generator("runs/seed")
+        >>> images = ganforge.sample(G, 25, seed=0)
+    """
+    path = resolve_generator_path(path)
+    metadata = read_generator_metadata(path)
+    try:
+        cfg = model_config_from_dict(json.loads(metadata["model_config"]))
+        provenance = json.loads(metadata.get("provenance", "{}"))
+    except (KeyError, json.JSONDecodeError, TypeError, ConfigError) as e:
+        raise CheckpointError(f"{path} has an unreadable model config ({e}); regenerate the file with ganforge") from e
+    G = build_generator(cfg)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+        G.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{path} does not fit its model config ({str(e).splitlines()[0]}); the file is damaged or incompatible"
+        ) from e
+    G.cfg = cfg
+    G.provenance = provenance
+    G.sha256 = file_sha256(path)
+    return G.to(device).eval()
