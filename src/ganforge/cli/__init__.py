@@ -1,0 +1,63 @@
+"""The `ganforge` command: a thin shell over the library, one module a subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ganforge.errors import GanforgeError
+from ganforge.version import __version__
+
+# Each module defines register(subparsers) and sets `func` (args -> exit code) on its parser.
+SUBCOMMANDS = ("train", "sample", "eval", "serve", "data")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error format: `ganforge: error: ...` on one line, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"ganforge: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ganforge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"ganforge.cli.{name}")
+        except ModuleNotFoundError as e:  # an optional extra (the server's) is not installed
+            if e.name and e.name.startswith("ganforge"):
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 user error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except GanforgeError as e:
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
