@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"ganforge.cli.{name}")
         except ModuleNotFoundError as e:  # an optional extra (the server's) is not installed
-            if e.name and e.name.startswith("ganforge"):
+            if e.name and e.name.startswith("ganforge") and e.name != f"ganforge.cli.{name}":
                 raise
             continue
         module.register(sub)

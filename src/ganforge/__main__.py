@@ -1,0 +1,7 @@
+"""`python -m ganforge` runs the command line."""
+
+import sys
+
+from ganforge.cli import main
+
+sys.exit(main())

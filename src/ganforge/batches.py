@@ -1,0 +1,61 @@
+"""Batches from an in-memory dataset by a seeded permutation an epoch: no DataLoader, exact resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ganforge.data import Dataset, to_float
+
+# Datasets up to this size are converted to float once; larger ones convert each batch.
+_FLOAT_ONCE_BYTES = 1 << 30
+
+
+class Batches:
+    """Draws batches of `batch_size` real images (and labels); the order depends on (seed, epoch) only.
+
+    Every epoch is a fresh permutation; its last partial batch is dropped, so every step sees exactly
+    batch_size images. position()/restore() save and continue the order exactly.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, *, seed: int, device: torch.device) -> None:
+        self.batch_size = batch_size
+        self.seed = seed
+        self.n = len(dataset)
+        images = dataset.images
+        if images.dtype == torch.uint8 and images.numel() * 4 <= _FLOAT_ONCE_BYTES:
+            images = to_float(images)
+        self.images = images.to(device)
+        self.labels = dataset.labels.to(device) if dataset.labels is not None else None
+        self.epoch = 0
+        self.index = 0
+        self._perm = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> Tensor:
+        rng = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.n, generator=rng).to(self.images.device)
+
+    def next(self) -> tuple[Tensor, Tensor | None]:
+        """The next batch: images (B, C, H, W) float in [-1, 1] and labels (B,) or None."""
+        if self.index + self.batch_size > self.n:
+            self.epoch += 1
+            self.index = 0
+            self._perm = self._permutation(self.epoch)
+        idx = self._perm[self.index : self.index + self.batch_size]
+        self.index += self.batch_size
+        real = self.images.index_select(0, idx)
+        if real.dtype == torch.uint8:
+            real = to_float(real)
+        labels = self.labels.index_select(0, idx) if self.labels is not None else None
+        return real, labels
+
+    def position(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "index": self.index, "n": self.n, "batch_size": self.batch_size}
+
+    def restore(self, position: dict[str, Any]) -> None:
+        if position["n"] != self.n:
+            raise ValueError(f"the checkpoint was trained on {position['n']} images, this data has {self.n}")
+        self.epoch, self.index = int(position["epoch"]), int(position["index"])
+        self._perm = self._permutation(self.epoch)

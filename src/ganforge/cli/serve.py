@@ -1,0 +1,91 @@
+"""`ganforge serve`: the HTTP API and web page for a generator, on 127.0.0.1 unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import socket
+
+import torch
+import uvicorn
+
+from ganforge.checkpoint import load_generator
+from ganforge.cli.common import add_device_arg
+from ganforge.device import resolve_device
+from ganforge.errors import ConfigError
+from ganforge.serve import make_app
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the HTTP API and web page for a generator",
+        description="Serve a generator: the web page at /, the API at /v1/* (spec at /openapi.json).",
+    )
+    p.add_argument("generator", metavar="RUN_OR_FILE", help="a run directory or a generator.safetensors file")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
+    p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000; 0 picks a free one)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("GANFORGE_TOKEN"),
+        help="every request must send 'Authorization: Bearer TOKEN' (default: $GANFORGE_TOKEN); "
+        "open the page as /?token=TOKEN",
+    )
+    p.add_argument("--max-n", type=int, default=256, help="most images a request may ask for (default 256)")
+    p.add_argument("--max-steps", type=int, default=64, help="most interpolation steps a request may ask for")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads on the CPU (default 1: the server needs the other cores)"
+    )
+    add_device_arg(p)
+    p.set_defaults(func=run)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` keeps the server on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    # 1. Check the options before loading anything.
+    if not is_loopback(args.host) and not args.token:
+        raise ConfigError(
+            f"--host {args.host} lets other machines reach the server; pass --token TOKEN (or set GANFORGE_TOKEN) "
+            "so that every request must carry it, or keep the default --host 127.0.0.1"
+        )
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in 0..65535; got {args.port}")
+    if args.max_n < 1 or args.max_steps < 2:
+        raise ConfigError(f"--max-n must be >= 1 and --max-steps >= 2; got {args.max_n} and {args.max_steps}")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1; got {args.threads}")
+
+    # 2. Load the model once; the app holds it.
+    device = resolve_device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    G = load_generator(args.generator, device=device)
+    app = make_app(G, token=args.token, max_n=args.max_n, max_steps=args.max_steps)
+
+    # 3. Bind here, so that a taken port is a user error and --port 0 can say which port it got.
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((args.host, args.port))
+        except OSError as e:
+            raise ConfigError(f"cannot bind {args.host}:{args.port} ({e.strerror}); pick another --host or --port") from e
+        port = sock.getsockname()[1]
+        url_host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
+        log.info("serving %s (sha256 %s) on http://%s:%d/", args.generator, G.sha256[:12], url_host, port)
+        config = uvicorn.Config(app, log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    return 0

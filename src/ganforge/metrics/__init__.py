@@ -1,0 +1,266 @@
+"""Offline evaluation: the metric registry and `evaluate`, which returns the eval.json dict.
+
+Every number is computed on features of an extractor that ganforge ships (see `extractors.py`)
+against a fixed reference set (see `reference.py`), and the result records that protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ganforge.checkpoint import load_generator
+from ganforge.data import load_dataset, to_float, toy_modes
+from ganforge.errors import ConfigError
+from ganforge.metrics import coverage, kid, modes, precision_recall, toy
+from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compute_stats
+from ganforge.metrics.classifier_score import classifier_score
+from ganforge.metrics.extractors import KNOWN as EXTRACTORS
+from ganforge.metrics.extractors import load_extractor, resolve_extractor_name
+from ganforge.metrics.features import extract, extract_features
+from ganforge.metrics.fid import frechet_distance, frechet_from_stats
+from ganforge.metrics.reference import REFERENCE_COUNT, load_reference
+from ganforge.metrics.report import format_table
+from ganforge.sample import sample
+from ganforge.version import __version__
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EXTRACTORS", "METRICS", "evaluate", "extract_features", "format_table", "frechet_distance"]
+
+
+@dataclass
+class Context:
+    """What the metric functions read: generated features (and class probabilities) and the reference stats."""
+
+    fake: np.ndarray  # (N, D) features (toy data: the 2-D points)
+    probs: np.ndarray | None  # (N, K) class probabilities; None for toy data
+    ref: ReferenceStats
+    seed: int
+    kid_subsets: int
+    kid_subset_size: int
+    toy_modes: tuple[Tensor, float] | None = None  # (centers (K, 2), std) for toy data
+
+
+def _fid(ctx: Context) -> dict[str, Any]:
+    mu, sigma = np.mean(ctx.fake.astype(np.float64), 0), np.cov(ctx.fake.astype(np.float64), rowvar=False)
+    return {"fid": frechet_from_stats(mu, sigma, ctx.ref.mu, ctx.ref.sigma)}
+
+
+def _kid(ctx: Context) -> dict[str, Any]:
+    mean, std = kid.kernel_distance(
+        ctx.fake, ctx.ref.features, num_subsets=ctx.kid_subsets, subset_size=ctx.kid_subset_size, seed=ctx.seed
+    )
+    return {"kid": mean, "kid_std": std}
+
+
+def _precision_recall(ctx: Context) -> dict[str, Any]:
+    p, r = precision_recall.precision_recall(ctx.ref.features, ctx.fake, real_radii=ctx.ref.radii_pr)
+    return {"precision": p, "recall": r}
+
+
+def _density_coverage(ctx: Context) -> dict[str, Any]:
+    d, c = coverage.density_coverage(ctx.ref.features, ctx.fake, real_radii=ctx.ref.radii_dc)
+    return {"density": d, "coverage": c}
+
+
+def _classifier_score(ctx: Context) -> dict[str, Any]:
+    return {"classifier_score": None if ctx.probs is None else classifier_score(ctx.probs)}
+
+
+def _modes(ctx: Context) -> dict[str, Any]:
+    if ctx.toy_modes is not None:
+        centers, std = ctx.toy_modes
+        hist = toy.mode_histogram(ctx.fake, centers, std)
+        return {**toy.toy_metrics(ctx.fake, centers, std), "mode_kl": modes.mode_kl(hist, ctx.ref.class_hist)}
+    assert ctx.probs is not None
+    k = ctx.probs.shape[1]
+    confident = modes.predicted_classes(ctx.probs, confidence=modes.CONFIDENCE)
+    hist = modes.class_histogram(modes.predicted_classes(ctx.probs), k)
+    return {
+        "modes_covered": modes.modes_covered(confident, k),
+        "num_modes": k,
+        "mode_kl": modes.mode_kl(hist, ctx.ref.class_hist),
+    }
+
+
+# The registry: name -> function of the context returning eval.json entries.
+METRICS: dict[str, Callable[[Context], dict[str, Any]]] = {
+    "fid": _fid,
+    "kid": _kid,
+    "precision_recall": _precision_recall,
+    "density_coverage": _density_coverage,
+    "classifier_score": _classifier_score,
+    "modes": _modes,
+}
+
+
+def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
+    need = {"fid": 2, "kid": kid_subset_size, "precision_recall": precision_recall.K + 1}
+    need["density_coverage"] = coverage.K + 1
+    return max([need.get(name, 1) for name in names], default=1)
+
+
+def _generated_images(
+    generator: nn.Module | str | Path | None, images: Tensor | str | Path | None, n: int, seed: int, batch_size: int,
+    image_size: int | None, channels: int | None,
+) -> tuple[Tensor, dict[str, Any]]:
+    """(images in [-1, 1], what they came from) from a generator (sampled in eval mode) or given images."""
+    if images is not None:
+        if isinstance(images, (str, Path)):
+            ds = load_dataset(f"folder:{images}", image_size=image_size, channels=channels)
+            x, source = to_float(ds.images).float(), {"images": str(images)}
+        else:
+            x, source = to_float(torch.as_tensor(images)), {"images": "tensor"}
+        if len(x) > n:
+            log.info("scoring the first %d of %d images", n, len(x))
+            x = x[:n]
+        return x, source
+    G = load_generator(generator) if isinstance(generator, (str, Path)) else generator
+    assert G is not None
+    was_training = G.training
+    G.eval()
+    try:
+        x = sample(G, n, seed=seed, batch_size=batch_size)
+    finally:
+        G.train(was_training)
+    info = {"sha256": getattr(G, "sha256", None), "provenance": getattr(G, "provenance", None)}
+    return x, {"generator": info}
+
+
+def evaluate(
+    generator: nn.Module | str | Path | None = None,
+    *,
+    images: Tensor | str | Path | None = None,
+    data: str | None = None,
+    data_dir: str | Path | None = None,
+    n: int = 10_000,
+    extractor: str | None = None,
+    seed: int = 0,
+    batch_size: int = 500,
+    metrics: Sequence[str] | None = None,
+    kid_subsets: int = kid.NUM_SUBSETS,
+    kid_subset_size: int = kid.SUBSET_SIZE,
+    reference_count: int = REFERENCE_COUNT,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Score a generator (a module, run dir or generator file) or images (a tensor in [-1, 1] or a folder).
+
+    data: the data spec whose reference set to score against; default: the generator's training data
+    (its provenance), else mnist. Returns the eval.json dict (see DESIGN.md); metrics that were not
+    asked for are None.
+
+    Example:
+        >>> result = ganforge.evaluate("runs/dcgan", n=10_000)
+        >>> print(format_table(result))
+    """
+    t0 = time.perf_counter()
+    if (generator is None) == (images is None):
+        raise ConfigError("pass either a generator (run dir, generator file or module) or images, not both or neither")
+    names = list(METRICS) if metrics is None else list(metrics)
+    unknown = sorted(set(names) - set(METRICS))
+    if unknown:
+        raise ConfigError(f"unknown metrics {unknown}; use some of {', '.join(METRICS)}")
+    if n < 1:
+        raise ConfigError(f"number of samples must be positive; got {n}")
+    if isinstance(generator, (str, Path)):
+        generator = load_generator(generator)
+    if data is None:
+        provenance = getattr(generator, "provenance", None) or {}
+        data = str(provenance.get("data") or "mnist")
+    minimum = _minimum_samples(names, kid_subset_size)
+    if images is None and n < minimum:
+        raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got n={n}")
+    is_toy = data.startswith("toy:")
+
+    # 1. The extractor (toy data is scored on its 2-D coordinates).
+    if is_toy:
+        if extractor is not None:
+            raise ConfigError(f"toy data ({data}) is scored on its 2-D points; drop extractor={extractor!r}")
+        net, extractor_info = None, {"name": "coordinates", "sha256": None}
+    else:
+        net = load_extractor(resolve_extractor_name(extractor, data), device=device)
+        extractor_info = {"name": net.name, "sha256": net.sha256}
+    # Folders of images are loaded at the extractor's size (0: any size, as Inception resizes itself).
+    image_size = None if net is None or not net.input_shape[1] else net.input_shape[1]
+    channels = None if net is None else net.input_shape[0]
+
+    # 2. The generated images and the reference set.
+    fake_images, source = _generated_images(generator, images, n, seed, batch_size, image_size, channels)
+    n_fake = int(fake_images.shape[0])
+    if n_fake < minimum:
+        raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
+    ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
+    if ref.count < minimum:
+        raise ConfigError(f"these metrics need at least {minimum} reference images; {data!r} has {ref.count}")
+
+    # 3. Features of both; the reference's are cached with their Gaussian, k-NN radii and class mix.
+    if net is None:
+        centers, std = toy_modes(data)
+        fake, probs = fake_images.reshape(n_fake, -1).numpy().astype(np.float32), None
+        if fake.shape[1] != 2:
+            raise ConfigError(f"toy data is 2-D points; got samples of shape {tuple(fake_images.shape[1:])}")
+
+        def compute() -> ReferenceStats:
+            points = ref.images.reshape(ref.count, -1).numpy()
+            return compute_stats(points, toy.mode_histogram(points, centers, std))
+
+        toy_info: tuple[Tensor, float] | None = (centers, std)
+    else:
+        fake, probs = extract(fake_images, net, batch_size=batch_size, device=device)
+
+        def compute() -> ReferenceStats:
+            feats, ref_probs = extract(ref.images, net, batch_size=batch_size, device=device)
+            hist = modes.class_histogram(modes.predicted_classes(ref_probs), net.num_classes)
+            return compute_stats(feats, hist)
+
+        toy_info = None
+    stats = cached_reference_stats(
+        name=ref.name,
+        split=ref.split,
+        count=ref.count,
+        content_hash=ref.content_hash,
+        extractor_sha256=str(extractor_info["sha256"] or "coordinates"),
+        compute=compute,
+    )
+
+    # 4. The metrics.
+    ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info)
+    result: dict[str, Any] = dict.fromkeys(
+        ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
+    )
+    result.update({"modes_covered": None, "num_modes": None, "mode_kl": None})
+    timings = {}
+    for name in names:
+        t = time.perf_counter()
+        result.update(METRICS[name](ctx))
+        timings[name] = round(time.perf_counter() - t, 3)
+    result.update(
+        {
+            "n_samples": n_fake,
+            "reference": ref.describe(),
+            "extractor": extractor_info,
+            "data": data,
+            "seed": seed,
+            "protocol": {
+                "kid_subsets": kid_subsets,
+                "kid_subset_size": kid_subset_size,
+                "k_precision_recall": precision_recall.K,
+                "k_density_coverage": coverage.K,
+                "mode_confidence": modes.CONFIDENCE,
+            },
+            **source,
+            "ganforge_version": __version__,
+            "time_s": round(time.perf_counter() - t0, 3),
+            "metric_time_s": timings,
+        }
+    )
+    return result

@@ -1,0 +1,174 @@
+"""The feature extractors ganforge ships: small CNN classifiers for 28x28 grey images, hash-checked at load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor, nn
+
+from ganforge.errors import CheckpointError, ConfigError
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHA256SUMS = "SHA256SUMS"
+EXTRACTOR_FORMAT = "ganforge.extractor"
+FEATURE_DIM = 128
+# Shipped extractors: name -> weights file in WEIGHTS_DIR. "inception" is optional (torch-fidelity).
+SHIPPED = {"mnist": "mnist.safetensors", "fashion-mnist": "fashion-mnist.safetensors"}
+KNOWN = (*SHIPPED, "inception")
+INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
+
+
+class DigitNet(nn.Module):
+    """A small CNN: (B, 1, 28, 28) in [-1, 1] -> penultimate features (B, 128) and logits (B, 10).
+
+    Three 3x3 conv blocks (32, 64, 128 channels; BN, ReLU, 2x2 max-pool), then a 1152 -> 128 linear
+    layer with BN and ReLU: those 128 numbers are the features that FID and friends use.
+    """
+
+    def __init__(self, num_classes: int = 10, feature_dim: int = FEATURE_DIM) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = []
+        for c_in, c_out in ((1, 32), (32, 64), (64, 128)):
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*blocks, nn.Flatten())  # 28 -> 14 -> 7 -> 3: (B, 128 * 3 * 3)
+        self.embed = nn.Sequential(nn.Linear(128 * 9, feature_dim, bias=False), nn.BatchNorm1d(feature_dim), nn.ReLU())
+        self.dropout = nn.Dropout(0.3)
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.embed(self.body(x))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(features (B, 128), logits (B, num_classes))."""
+        h = self.features(x)
+        return h, self.head(self.dropout(h))
+
+
+@dataclass
+class Extractor:
+    """A loaded extractor: `forward(x) -> (features, logits)` on (B, C, H, W) inputs of `input_shape`."""
+
+    name: str
+    net: nn.Module
+    sha256: str
+    input_shape: tuple[int, int, int]  # (C, H, W) it expects; H = W = 0: any size
+    feature_dim: int
+    num_classes: int
+    metadata: dict[str, str]
+
+
+def recorded_hashes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, str]:
+    """file name -> sha256, from the package's SHA256SUMS (`<hex>  <name>` lines)."""
+    sums = weights_dir / SHA256SUMS
+    if not sums.is_file():
+        return {}
+    out = {}
+    for line in sums.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            out[name.strip().lstrip("*")] = digest
+    return out
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_extractor_name(name: str | None, data: str) -> str:
+    """The extractor for a data spec: fashion-mnist -> 'fashion-mnist', anything else of 28x28 -> 'mnist'."""
+    if name is not None:
+        if name not in KNOWN:
+            raise ConfigError(f"unknown extractor {name!r}; use one of {', '.join(KNOWN)}")
+        return name
+    if data.startswith("fashion-mnist"):
+        return "fashion-mnist"
+    if data not in ("mnist", "mnist-sample") and not data.startswith("idx:"):
+        log.info("no extractor is made for data %r; using the MNIST one (pass extractor=... to choose)", data)
+    return "mnist"
+
+
+def load_extractor(name: str, *, weights_dir: Path | None = None, device: str | torch.device = "cpu") -> Extractor:
+    """Load a shipped extractor, checking its file against the sha256 the package records."""
+    if name == "inception":
+        return _load_inception(device)
+    if name not in SHIPPED:
+        raise ConfigError(f"unknown extractor {name!r}; use one of {', '.join(KNOWN)}")
+    weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
+    path = weights_dir / SHIPPED[name]
+    retrain = f"python -m ganforge.metrics.train_extractor {name}"
+    if not path.is_file():
+        raise CheckpointError(f"extractor weights {path} are missing; reinstall ganforge or run `{retrain}`")
+    expected = recorded_hashes(weights_dir).get(path.name)
+    actual = file_sha256(path)
+    if expected is None:
+        raise CheckpointError(f"no sha256 is recorded for {path} in {weights_dir / SHA256SUMS}; run `{retrain}`")
+    if actual != expected:
+        raise CheckpointError(
+            f"extractor weights {path} have sha256 {actual[:12]}..., but the package records {expected[:12]}...; "
+            f"the file is damaged or was replaced: reinstall ganforge or run `{retrain}`"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"extractor weights {path} cannot be read ({e}); reinstall ganforge") from e
+    if metadata.get("format") != EXTRACTOR_FORMAT:
+        raise CheckpointError(f"{path} is not a ganforge extractor file; run `{retrain}`")
+    num_classes = len(json.loads(metadata.get("class_names", "[]"))) or 10
+    net = DigitNet(num_classes=num_classes)
+    net.load_state_dict(state, strict=True)
+    net.to(device).eval()
+    return Extractor(name, net, actual, (1, 28, 28), FEATURE_DIM, num_classes, metadata)
+
+
+class _Inception(nn.Module):
+    """torch-fidelity's InceptionV3 (the TF FID graph): [-1, 1] images -> (pool3 (B, 2048), logits (B, 1008))."""
+
+    def __init__(self, weights: Path) -> None:
+        super().__init__()
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(weights)
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        pixels = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        if pixels.size(1) == 1:
+            pixels = pixels.expand(-1, 3, -1, -1)
+        features, logits = self.net(pixels)
+        return features, logits
+
+
+def _load_inception(device: str | torch.device) -> Extractor:
+    """Inception via torch-fidelity, only from weights already on disk: ganforge never downloads them."""
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(
+            "extractor 'inception' needs torch-fidelity (pip install torch-fidelity) and its weights on disk; "
+            f"or use one of {', '.join(SHIPPED)}"
+        ) from e
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")).expanduser()
+    path = Path(os.environ.get("GANFORGE_INCEPTION_WEIGHTS", hub / "hub" / "checkpoints" / INCEPTION_WEIGHTS))
+    if not path.is_file():
+        raise ConfigError(
+            f"extractor 'inception' needs the FID Inception weights at {path} (or set GANFORGE_INCEPTION_WEIGHTS); "
+            f"ganforge does not download them. Or use one of {', '.join(SHIPPED)}"
+        )
+    net = _Inception(path).to(device).eval()
+    return Extractor("inception", net, file_sha256(path), (3, 0, 0), 2048, 1008, {"weights": str(path)})

@@ -1,0 +1,58 @@
+"""Kernel distance (KID: Bińkowski et al. 2018, "Demystifying MMD GANs", arXiv:1801.01401).
+
+The unbiased estimator of the squared MMD with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3,
+averaged over random subsets; its mean and standard deviation over the subsets are reported, as in
+the paper's code, torch-fidelity and stylegan2-ada (100 subsets of 1,000 by default).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ganforge.errors import ConfigError
+
+NUM_SUBSETS = 100
+SUBSET_SIZE = 1_000
+
+
+def _cubic_kernel(x: Tensor, y: Tensor) -> Tensor:
+    """k(x, y) = (x.y / d + 1)^3 for all pairs: (m, m) in float64 (the dot products in float32 are exact enough)."""
+    return (x @ y.T).double().div_(x.size(1)).add_(1).pow_(3)
+
+
+def mmd2_unbiased(x: Tensor, y: Tensor) -> float:
+    """Unbiased MMD^2 between (m, D) and (m, D): means of k off the diagonal within sets, minus twice across."""
+    m = x.size(0)
+    k_xx, k_yy, k_xy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
+    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    return float(within - 2 * k_xy.mean())
+
+
+def kernel_distance(
+    features_fake: np.ndarray | Tensor,
+    features_real: np.ndarray | Tensor,
+    *,
+    num_subsets: int = NUM_SUBSETS,
+    subset_size: int = SUBSET_SIZE,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID between two (N, D) feature sets: (mean, std) of the unbiased MMD^2 over random subsets."""
+    x, y = torch.as_tensor(features_fake, dtype=torch.float32), torch.as_tensor(features_real, dtype=torch.float32)
+    if subset_size < 2 or num_subsets < 1:
+        raise ConfigError(f"KID needs subsets of at least 2 and at least 1 subset; got {num_subsets} of {subset_size}")
+    for what, feats in (("generated", x), ("reference", y)):
+        if feats.size(0) < subset_size:
+            raise ConfigError(
+                f"KID needs at least {subset_size} {what} samples (its subset size); got {feats.size(0)}; "
+                f"use more samples or a smaller kid_subset_size"
+            )
+    rng = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(num_subsets):
+        xs = x[torch.randperm(x.size(0), generator=rng)[:subset_size]]
+        ys = y[torch.randperm(y.size(0), generator=rng)[:subset_size]]
+        values.append(mmd2_unbiased(xs, ys))
+    v = np.asarray(values)
+    return float(v.mean()), float(v.std())

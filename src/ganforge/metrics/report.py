@@ -1,0 +1,50 @@
+"""The terminal table of an eval.json result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (key, label, how to read it)
+ROWS = (
+    ("fid", "FID", "Fréchet distance of features, lower is better"),
+    ("kid", "KID", "kernel distance (mean over subsets), lower is better"),
+    ("precision", "precision", "share of samples on the real manifold (fidelity)"),
+    ("recall", "recall", "share of real data on the samples' manifold (diversity)"),
+    ("density", "density", "real neighbourhoods per sample / k (about 1 for real data)"),
+    ("coverage", "coverage", "share of real neighbourhoods holding a sample"),
+    ("classifier_score", "classifier score", "Inception-Score-style, at most the number of classes"),
+    ("modes_covered", "modes covered", "classes with at least a tenth of a fair share of confident samples"),
+    ("high_quality", "high quality", "share of samples within 3 std of a mode"),
+    ("mode_kl", "mode KL", "KL(sample classes || reference classes), lower is better"),
+)
+
+
+def _value(result: dict[str, Any], key: str) -> str:
+    value = result.get(key)
+    if value is None:
+        return "-"
+    if key == "kid":
+        std = result.get("kid_std")
+        return f"{value:.5f} ± {std:.5f}" if std is not None else f"{value:.5f}"
+    if key == "modes_covered":
+        return f"{value} / {result.get('num_modes')}"
+    if isinstance(value, float):
+        return f"{value:.2f}" if key in ("fid", "classifier_score") else f"{value:.4f}"
+    return str(value)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of the scores in an `evaluate` result, with its protocol underneath."""
+    rows = [(label, _value(result, key), note) for key, label, note in ROWS if key in result]
+    width_label = max(len(r[0]) for r in rows)
+    width_value = max(len(r[1]) for r in rows)
+    lines = [f"{label:<{width_label}}  {value:>{width_value}}  {note}" for label, value, note in rows]
+    ref, ext = result.get("reference") or {}, result.get("extractor") or {}
+    sha = (ext.get("sha256") or "")[:12]
+    lines.append("")
+    lines.append(
+        f"{result.get('n_samples', '?'):,} samples (seed {result.get('seed', '?')}) vs {ref.get('name')} "
+        f"{ref.get('split')} ({ref.get('count', 0):,}); extractor {ext.get('name')}{f' ({sha})' if sha else ''}; "
+        f"{result.get('time_s', 0):.1f} s"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,337 @@
+"""The HTTP API and web page for one generator: `make_app(G)` returns a FastAPI app.
+
+Endpoints: GET /healthz, GET /v1/model, POST /v1/generate, POST /v1/interpolate, GET /openapi.json,
+and the page at / (with /static/*). Errors are JSON `{"error": code, "message": text}`; bad input
+is a 4xx, never a 500. With a token, every request but the page's own files must send
+`Authorization: Bearer TOKEN`; the page reads it once from `/?token=TOKEN` into sessionStorage.
+Swagger's /docs is off: it loads its scripts from a CDN, and the server works offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import importlib.resources
+import io
+import json
+import logging
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from typing import Any, Literal
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from torch import Tensor, nn
+
+from ganforge.errors import GanforgeError
+from ganforge.images import make_grid, png_bytes, to_uint8
+from ganforge.sample import MAX_SEED, class_labels, latents, provenance_text, slerp
+from ganforge.serve.batching import MicroBatcher
+from ganforge.version import __version__
+
+log = logging.getLogger(__name__)
+
+Format = Literal["grid", "zip", "json"]
+STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+_OPEN_PATHS = ("/", "/static/")  # the page's own files: no data in them, so no token needed
+_IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A PNG grid (format=grid), a zip of PNGs (zip) or JSON with base64 PNGs (json)",
+        "content": {"image/png": {}, "application/zip": {}, "application/json": {}},
+    }
+}
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+def _request_models(num_classes: int, max_n: int, max_steps: int) -> tuple[type[BaseModel], type[BaseModel]]:
+    """Request bodies with this app's limits, so that the OpenAPI spec states them."""
+
+    def check_class(value: int | None) -> int | None:
+        if value is None:
+            return value
+        if num_classes == 0:
+            raise ValueError(f"this generator is unconditional; drop the class (got {value})")
+        if not 0 <= value < num_classes:
+            raise ValueError(f"class must be in 0..{num_classes - 1}; got {value}")
+        return value
+
+    class _Common(BaseModel):
+        model_config = ConfigDict(strict=True, extra="forbid")
+
+        truncation: float = Field(1.0, gt=0, le=1, allow_inf_nan=False, description="psi: scales the latents")
+        class_: int | None = Field(
+            None, alias="class", description=f"class for a conditional model, 0..{max(num_classes - 1, 0)}"
+        )
+        format: Format = Field("grid", description="grid: one PNG; zip: one PNG an image; json: base64 PNGs")
+
+        _check_class = field_validator("class_")(check_class)
+
+    class GenerateRequest(_Common):
+        """Draw n images for a seed: image i of seed s is the same for any n."""
+
+        n: int = Field(16, ge=1, le=max_n, description="number of images")
+        seed: int = Field(0, ge=0, le=MAX_SEED)
+
+    class InterpolateRequest(_Common):
+        """Images along the great circle between the latents of two seeds."""
+
+        seed_a: int = Field(0, ge=0, le=MAX_SEED)
+        seed_b: int = Field(1, ge=0, le=MAX_SEED)
+        steps: int = Field(16, ge=2, le=max_steps, description="number of frames, both ends included")
+
+    return GenerateRequest, InterpolateRequest
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """One readable line from pydantic's errors, and a JSON-safe copy of them."""
+    parts, detail = [], []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        kind = str(e.get("type", ""))
+        msg = str(e.get("msg", "invalid"))
+        if kind == "json_invalid":
+            msg = f"malformed JSON ({e.get('ctx', {}).get('error', 'cannot parse')}); send a JSON object like {{}}"
+            loc = []
+        elif kind == "missing" and not loc:
+            msg = "the request needs a JSON object body, e.g. {}"
+        elif kind == "extra_forbidden":
+            msg = "unknown field; see /openapi.json for the fields"
+        field = ".".join(loc).replace("class_", "class")
+        parts.append(f"{field}: {msg}" if field else msg)
+        detail.append({"loc": ["body", *loc], "type": kind, "msg": msg})
+    return "; ".join(parts) or "invalid request", detail
+
+
+class _Guard:
+    """ASGI middleware: the token (401) and the body size limit (413), before anything reads the body."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int) -> None:
+        self.app = app
+        self.token = token
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        path = scope["path"]
+        is_open = path == "/" or path.startswith(_OPEN_PATHS[1])
+        if self.token is not None and not is_open and not self._authorized(headers.get(b"authorization", b"")):
+            message = "missing or wrong token; send the header 'Authorization: Bearer TOKEN'"
+            response = _error(401, "unauthorized", message)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        too_large = _error(413, "body_too_large", f"request body is over {self.max_body_bytes} bytes; send less")
+        length = headers.get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await _error(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
+            elif int(length) > self.max_body_bytes:
+                await too_large(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked): read the body here, up to the limit, then replay it.
+        body, more = b"", True
+        while more:
+            message_in = await receive()
+            if message_in["type"] == "http.disconnect":
+                return
+            body += message_in.get("body", b"")
+            more = message_in.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                await too_large(scope, receive, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _authorized(self, header: bytes) -> bool:
+        scheme, _, value = header.decode("latin-1").partition(" ")
+        expected = (self.token or "").encode()
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected)
+
+
+def _encode(images: Tensor, fmt: Format, texts: list[dict[str, str]], grid_text: dict[str, str], **meta: Any) -> bytes:
+    """On a worker thread: images (N, C, H, W) -> the body of the response, PNGs with provenance chunks."""
+    if fmt == "grid":
+        return png_bytes(make_grid(images, nrow=meta.pop("nrow", None)), grid_text)
+    meta.pop("nrow", None)
+    pngs = [png_bytes(pixels, text) for pixels, text in zip(to_uint8(images), texts, strict=True)]
+    if fmt == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+            for i, png in enumerate(pngs):
+                # A fixed date keeps the archive's bytes the same for the same request.
+                archive.writestr(zipfile.ZipInfo(f"{meta['name']}_{i:05d}.png", (1980, 1, 1, 0, 0, 0)), png)
+        return buf.getvalue()
+    meta.pop("name", None)
+    return json.dumps({**meta, "images": [base64.b64encode(p).decode("ascii") for p in pngs]}).encode()
+
+
+def _static_files() -> dict[str, bytes]:
+    folder = importlib.resources.files("ganforge.serve") / "static"
+    return {name: (folder / name).read_bytes() for name in STATIC_FILES}
+
+
+def make_app(
+    G: nn.Module,
+    *,
+    token: str | None = None,
+    max_n: int = 256,
+    max_steps: int = 64,
+    max_body_bytes: int = 16_384,
+    batching: bool | None = None,
+    encode_threads: int = 2,
+) -> FastAPI:
+    """The API and web page for generator G (from `load_generator`), loaded once by the caller.
+
+    Args:
+        token: when set, every request but the page's files needs `Authorization: Bearer TOKEN`.
+        batching: None checks at startup that batching keeps results bit-identical; False turns it off.
+
+    Example:
+        >>> uvicorn.run(make_app(ganforge.load_generator("runs/seed")), host="127.0.0.1", port=8000)
+    """
+    if max_n < 1 or max_steps < 2 or max_body_bytes < 2:
+        raise GanforgeError(f"limits must be max_n >= 1, max_steps >= 2; got max_n={max_n}, max_steps={max_steps}")
+    cfg = G.cfg
+    batcher = MicroBatcher(G, max_rows=max(max_n, max_steps, 256), batching=batching)
+    pools: dict[str, ThreadPoolExecutor] = {}
+    static = _static_files()
+    GenerateRequest, InterpolateRequest = _request_models(cfg.num_classes, max_n, max_steps)
+    media = {"grid": "image/png", "zip": "application/zip", "json": "application/json"}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.close()
+        if "encode" in pools:
+            pools.pop("encode").shutdown(wait=True)
+
+    app = FastAPI(
+        title="ganforge",
+        version=__version__,
+        description="Images from a trained GAN generator. Same seed, same images. Every PNG carries provenance.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.add_middleware(_Guard, token=token, max_body_bytes=max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, detail = _validation_message(list(exc.errors()))
+        return _error(422, "invalid_request", message, detail=detail)
+
+    @app.exception_handler(GanforgeError)
+    async def on_ganforge_error(request: Request, exc: GanforgeError) -> JSONResponse:
+        return _error(422, "invalid_request", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        response = _error(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def respond(
+        images_z: Tensor, labels: Tensor | None, fmt: Format, texts: list[dict[str, str]], grid_text: dict[str, str], **meta: Any
+    ) -> Response:
+        images = await batcher.generate(images_z, labels)
+        if "encode" not in pools:
+            pools["encode"] = ThreadPoolExecutor(max_workers=encode_threads, thread_name_prefix="ganforge-png")
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(pools["encode"], lambda: _encode(images, fmt, texts, grid_text, **meta))
+        headers = {"Content-Disposition": f'attachment; filename="{meta["name"]}.zip"'} if fmt == "zip" else None
+        return Response(body, media_type=media[fmt], headers=headers)
+
+    def extra_text(req: Any) -> dict[str, str]:
+        text = {"ganforge:truncation": repr(req.truncation)}
+        if req.class_ is not None:
+            text["ganforge:class"] = str(req.class_)
+        return text
+
+    async def generate(req: Any) -> Response:
+        labels = class_labels(G, req.n, req.class_)
+        z = latents(req.n, cfg.z_dim, seed=req.seed, truncation=req.truncation)
+        extra = extra_text(req)
+        texts = [{**provenance_text(G, seed=req.seed, index=i), **extra} for i in range(req.n)]
+        grid_text = {**provenance_text(G, seed=req.seed, index=f"0-{req.n - 1}"), **extra}
+        meta = {"name": f"seed{req.seed}", "seed": req.seed, "n": req.n, "truncation": req.truncation}
+        return await respond(z, labels, req.format, texts, grid_text, **meta, **{"class": req.class_})
+
+    async def interpolate(req: Any) -> Response:
+        labels = class_labels(G, req.steps, req.class_)
+        z_a = latents(1, cfg.z_dim, seed=req.seed_a, truncation=req.truncation)[0]
+        z_b = latents(1, cfg.z_dim, seed=req.seed_b, truncation=req.truncation)[0]
+        z = slerp(z_a, z_b, torch.linspace(0, 1, req.steps))
+        path = f"slerp from seed {req.seed_a} to seed {req.seed_b} in {req.steps} steps"
+        extra = {**extra_text(req), "ganforge:interpolation": path, "ganforge:seed_b": str(req.seed_b)}
+        texts = [{**provenance_text(G, seed=req.seed_a, index=i), **extra} for i in range(req.steps)]
+        grid_text = {**provenance_text(G, seed=req.seed_a, index=f"0-{req.steps - 1}"), **extra}
+        meta = {"name": f"interp{req.seed_a}-{req.seed_b}", "seed_a": req.seed_a, "seed_b": req.seed_b}
+        meta |= {"steps": req.steps, "truncation": req.truncation, "class": req.class_, "nrow": req.steps}
+        return await respond(z, labels, req.format, texts, grid_text, **meta)
+
+    # FastAPI reads the body type from the annotation; these models are built per app, so set it here.
+    _route(app, "/v1/generate", generate, GenerateRequest, "Generate images for a seed")
+    _route(app, "/v1/interpolate", interpolate, InterpolateRequest, "Interpolate between two seeds")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/model")
+    async def model() -> dict[str, Any]:
+        """The generator's config, provenance and this server's limits."""
+        return {
+            "sha256": str(getattr(G, "sha256", "unknown")),
+            "config": asdict(cfg),
+            "image_size": cfg.image_size,
+            "channels": cfg.channels,
+            "is_conditional": cfg.is_conditional,
+            "classes": list(range(cfg.num_classes)),
+            "provenance": getattr(G, "provenance", {}),
+            "limits": {"max_n": max_n, "max_steps": max_steps, "max_body_bytes": max_body_bytes},
+            "batching": batcher.batching,
+            "ganforge_version": __version__,
+        }
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return Response(static["index.html"], media_type="text/html; charset=utf-8")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static_file(name: str) -> Response:
+        if name not in static:
+            return _error(404, "not_found", f"no static file {name!r}")
+        return Response(static[name], media_type=f"{STATIC_FILES[name]}; charset=utf-8")
+
+    return app
+
+
+def _route(app: FastAPI, path: str, endpoint: Callable[..., Any], body: type[BaseModel], summary: str) -> None:
+    endpoint.__annotations__ = {"req": body, "return": Response}
+    app.add_api_route(path, endpoint, methods=["POST"], summary=summary, responses=_IMAGE_RESPONSES)
