@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import logging
+import socket
 import threading
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -58,7 +61,7 @@ def small_mnist(tmp_path):
 def server(small_mnist):
     _Handler.files = small_mnist[0]
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
@@ -145,3 +148,19 @@ def test_prepare(server, small_mnist, tmp_path, monkeypatch):
     monkeypatch.setitem(dl.CHECKSUMS, "mnist", small_mnist[1])
     dest = prepare("mnist", data_dir=tmp_path / "here", mirrors=[f"{server}/good/"])
     assert _leftovers(dest) == sorted(FILES)
+
+
+@pytest.mark.parametrize(
+    "reason", [socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"), TimeoutError("timed out")]
+)
+def test_offline_error_stops_at_first_mirror(monkeypatch, tmp_path, reason):
+    calls = []
+
+    def refuse(url, timeout):
+        calls.append(url)
+        raise urllib.error.URLError(reason)
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    with pytest.raises(dl.NetworkError):
+        dl.download("mnist", tmp_path, FILES, mirrors=["http://a.invalid/", "http://b.invalid/"])
+    assert len(calls) == 1

@@ -50,8 +50,8 @@ def test_a_step_changes_both_networks_and_logs_probabilities():
     before_g = [p.clone() for p in state.G.parameters()]
     before_d = [p.clone() for p in state.D.parameters()]
     out = train_step(state, torch.rand(16, 1, 8, 8) * 2 - 1, None, cfg, with_stats=True)
-    assert all(not torch.equal(a, b) for a, b in zip(before_g, state.G.parameters()))
-    assert all(not torch.equal(a, b) for a, b in zip(before_d, state.D.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(before_g, state.G.parameters(), strict=True))
+    assert all(not torch.equal(a, b) for a, b in zip(before_d, state.D.parameters(), strict=True))
     assert 0 < out["d_real"] < 1 and 0 < out["d_fake"] < 1
     assert out["grad_norm_d"] > 0 and out["grad_norm_g"] > 0
     assert state.step == 1
@@ -116,8 +116,9 @@ def test_a_crash_between_checkpoints_resumes_exactly(tmp_path):
 
 
 def test_conditional_training_runs(tmp_path):
-    cfg = tiny_cfg(tmp_path / "cond", model=ModelConfig(arch="mlp", image_size=8, channels=1, z_dim=8, width=16,
-                                                         num_classes=4))
+    cfg = tiny_cfg(
+        tmp_path / "cond", model=ModelConfig(arch="mlp", image_size=8, channels=1, z_dim=8, width=16, num_classes=4)
+    )
     train(cfg, dataset=tiny_data(classes=4))
     assert checkpoint.load_generator(tmp_path / "cond").cfg.num_classes == 4
 
@@ -127,8 +128,9 @@ def test_dcgan_trains_and_resumes_exactly(tmp_path):
     data = tiny_data(n=64, size=28)
     train(tiny_cfg(tmp_path / "full", model=model, steps=6, checkpoint_every=3, ema_decay=0.5), dataset=data)
     train(tiny_cfg(tmp_path / "split", model=model, steps=3, checkpoint_every=3, ema_decay=0.5), dataset=data)
-    train(tiny_cfg(tmp_path / "split", model=model, steps=6, checkpoint_every=3, ema_decay=0.5), dataset=data,
-          resume=True)
+    train(
+        tiny_cfg(tmp_path / "split", model=model, steps=6, checkpoint_every=3, ema_decay=0.5), dataset=data, resume=True
+    )
     assert_same_weights(weights(tmp_path / "full"), weights(tmp_path / "split"))
 
 

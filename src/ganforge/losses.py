@@ -6,7 +6,6 @@ The identities used are log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

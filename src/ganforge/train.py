@@ -216,6 +216,8 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:
         raise TrainingError(f"output path {run_dir} is a file; pass a folder with --out")
     if not resume and checkpoint.latest_checkpoint(run_dir) is not None:
         raise TrainingError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    for stale in run_dir.glob("**/.*.tmp"):  # left by a process killed mid-write
+        stale.unlink()
     write_text_atomic(run_dir / "config.json", cfg.to_json() + "\n")
     return run_dir
 
@@ -314,7 +316,11 @@ def train(
         images = generate(G, fixed_z, labels)
         G.train(was_training)
         if cfg.model.image_size > 1:  # toy 2-D data has no picture to save
-            save_png(make_grid(images, nrow=5), path, {"Software": f"ganforge {__version__}", "ganforge:step": str(state.step)})
+            save_png(
+                make_grid(images, nrow=5),
+                path,
+                {"Software": f"ganforge {__version__}", "ganforge:step": str(state.step)},
+            )
 
     def save_all() -> None:
         checkpoint.save_checkpoint(checkpoint.checkpoint_path(run_dir, state.step), state_payload(state, cfg, batches))

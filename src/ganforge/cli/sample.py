@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ganforge.checkpoint import load_generator
-from ganforge.device import resolve_device
 from ganforge.cli.common import add_device_arg
+from ganforge.device import resolve_device
 from ganforge.sample import save_samples
 
 

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             sock.bind((args.host, args.port))
         except OSError as e:
             raise ConfigError(f"cannot bind {args.host}:{args.port} ({e.strerror}); pick another --host or --port") from e
+        sock.listen(2048)  # connections made from here on wait for the server instead of being refused
         port = sock.getsockname()[1]
         url_host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
         log.info("serving %s (sha256 %s) on http://%s:%d/", args.generator, G.sha256[:12], url_host, port)

@@ -30,6 +30,7 @@ from ganforge.errors import DataError
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DOWNLOADABLE",
     "Dataset",
     "SPECS",
     "cache_dir",

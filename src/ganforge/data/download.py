@@ -86,8 +86,13 @@ def md5_file(path: str | Path) -> str:
 
 
 def _is_offline(error: BaseException) -> bool:
+    """DNS "try again", network unreachable, or a connect timeout: every other host would fail the same way.
+
+    Stopping at the first such error keeps an offline start fast: a blackholed network would
+    otherwise cost a timeout (or a resolver's retries) per mirror.
+    """
     reason = getattr(error, "reason", error)
-    return isinstance(reason, OSError) and reason.errno in _OFFLINE_ERRNOS
+    return isinstance(reason, TimeoutError) or (isinstance(reason, OSError) and reason.errno in _OFFLINE_ERRNOS)
 
 
 def _open(url: str) -> http.client.HTTPResponse:
@@ -186,7 +191,7 @@ def download(
     known = CHECKSUMS.get(name)
     if known is None and checksums is None:
         raise DataError(f"no download known for {name!r}; use one of {', '.join(CHECKSUMS)}")
-    sums = dict(known or {})
+    sums: dict[str, str | None] = dict(known or {})
     sums.update(checksums or {})
     urls = mirrors_for(name, mirrors)
     dest = Path(dest_dir)

@@ -36,9 +36,10 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 def _open_image(path: Path) -> tuple[Image.Image, bool]:
     """One image as "L" or "RGB" (first frame; alpha over white), and whether it is grey."""
-    with Image.open(path) as image:
-        image.seek(0)
-        image.load()
+    with Image.open(path) as opened:
+        opened.seek(0)
+        opened.load()
+        image: Image.Image = opened
         if image.mode == "P":
             image = image.convert("RGBA")
         if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
