@@ -3,6 +3,7 @@
 from ganforge.checkpoint import load_generator
 from ganforge.config import PRESETS, ModelConfig, TrainConfig
 from ganforge.sample import interpolate, sample
+from ganforge.train import train
 from ganforge.version import __version__
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "interpolate",
     "load_generator",
     "sample",
+    "train",
 ]

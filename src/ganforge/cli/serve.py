@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             sock.bind((args.host, args.port))
         except OSError as e:
-            raise ConfigError(f"cannot bind {args.host}:{args.port} ({e.strerror}); pick another --host or --port") from e
+            raise ConfigError(
+                f"cannot bind {args.host}:{args.port} ({e.strerror}); pick another --host or --port"
+            ) from e
         sock.listen(2048)  # connections made from here on wait for the server instead of being refused
         port = sock.getsockname()[1]
         url_host = f"[{args.host}]" if family == socket.AF_INET6 else args.host

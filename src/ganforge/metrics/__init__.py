@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ganforge.checkpoint import load_generator
 from ganforge.data import load_dataset, to_float, toy_modes
 from ganforge.errors import ConfigError
-from ganforge.metrics import coverage, kid, modes, precision_recall, toy
+from ganforge.metrics import coverage, kid, knn, modes, precision_recall, toy
 from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compute_stats
 from ganforge.metrics.classifier_score import classifier_score
 from ganforge.metrics.extractors import KNOWN as EXTRACTORS
@@ -48,6 +48,7 @@ class Context:
     kid_subsets: int
     kid_subset_size: int
     toy_modes: tuple[Tensor, float] | None = None  # (centers (K, 2), std) for toy data
+    knn: dict[str, float] | None = None  # filled by the one k-NN pass that four metrics share
 
 
 def _fid(ctx: Context) -> dict[str, Any]:
@@ -62,14 +63,25 @@ def _kid(ctx: Context) -> dict[str, Any]:
     return {"kid": mean, "kid_std": std}
 
 
+def _knn(ctx: Context) -> dict[str, float]:
+    """Precision, recall, density and coverage from one pass over the (fake, real) distances."""
+    if ctx.knn is None:
+        real, fake = knn.as_tensor(ctx.ref.features), knn.as_tensor(ctx.fake)
+        knn.check_count(fake.size(0), precision_recall.K, "generated", "precision/recall")
+        pr = precision_recall.PrecisionRecall(ctx.ref.radii_pr, knn.knn_radii(fake, precision_recall.K))
+        dc = coverage.DensityCoverage(ctx.ref.radii_dc)
+        knn.scan(fake, real, [pr, dc])
+        (p, r), (d, c) = pr.result(), dc.result()
+        ctx.knn = {"precision": p, "recall": r, "density": d, "coverage": c}
+    return ctx.knn
+
+
 def _precision_recall(ctx: Context) -> dict[str, Any]:
-    p, r = precision_recall.precision_recall(ctx.ref.features, ctx.fake, real_radii=ctx.ref.radii_pr)
-    return {"precision": p, "recall": r}
+    return {key: _knn(ctx)[key] for key in ("precision", "recall")}
 
 
 def _density_coverage(ctx: Context) -> dict[str, Any]:
-    d, c = coverage.density_coverage(ctx.ref.features, ctx.fake, real_radii=ctx.ref.radii_dc)
-    return {"density": d, "coverage": c}
+    return {key: _knn(ctx)[key] for key in ("density", "coverage")}
 
 
 def _classifier_score(ctx: Context) -> dict[str, Any]:

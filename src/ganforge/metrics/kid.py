@@ -17,17 +17,21 @@ NUM_SUBSETS = 100
 SUBSET_SIZE = 1_000
 
 
-def _cubic_kernel(x: Tensor, y: Tensor) -> Tensor:
-    """k(x, y) = (x.y / d + 1)^3 for all pairs: (m, m) in float64 (the dot products in float32 are exact enough)."""
-    return (x @ y.T).double().div_(x.size(1)).add_(1).pow_(3)
-
-
 def mmd2_unbiased(x: Tensor, y: Tensor) -> float:
-    """Unbiased MMD^2 between (m, D) and (m, D): means of k off the diagonal within sets, minus twice across."""
-    m = x.size(0)
-    k_xx, k_yy, k_xy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return float(within - 2 * k_xy.mean())
+    """Unbiased MMD^2 between (m, D) and (m, D): means of k off the diagonal within sets, minus twice across.
+
+    Kernel values and their (pairwise-summed) totals are float32: relative error ~1e-7, far below the
+    spread between subsets; the totals are combined in float64.
+    """
+    m, d = x.shape
+
+    def kernel_sum(a: Tensor, b: Tensor, *, off_diagonal: bool) -> Tensor:
+        k = torch.addmm(torch.ones(()), a, b.T, alpha=1.0 / d).pow_(3)  # (x.y / d + 1)^3
+        total = k.sum().double()
+        return total - k.diagonal().sum().double() if off_diagonal else total
+
+    within = (kernel_sum(x, x, off_diagonal=True) + kernel_sum(y, y, off_diagonal=True)) / (m * (m - 1))
+    return float(within - 2 * kernel_sum(x, y, off_diagonal=False) / (m * m))
 
 
 def kernel_distance(

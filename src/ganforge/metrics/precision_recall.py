@@ -3,7 +3,7 @@
 Each set's manifold is the union of balls around its points, of radius the distance to the k-th
 nearest neighbour within the set. Precision: the share of generated samples inside the real
 manifold (fidelity). Recall: the share of real samples inside the generated manifold (diversity).
-Matches the paper's code (stylegan2-ada `precision_recall.py`: radii counting the point itself).
+Matches the paper's code (stylegan2-ada `precision_recall.py`: `<=`, radii skipping the point itself).
 """
 
 from __future__ import annotations
@@ -12,9 +12,27 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ganforge.metrics.knn import as_tensor, check_count, distance_chunks, knn_radii
+from ganforge.metrics.knn import as_tensor, check_count, knn_radii, scan, squared
 
 K = 3
+
+
+class PrecisionRecall:
+    """Accumulates precision and recall over chunks of squared (fake, real) distances."""
+
+    def __init__(self, real_radii: Tensor, fake_radii: Tensor) -> None:
+        self.real_r2, self.fake_r2 = squared(real_radii), squared(fake_radii)
+        self.fake_in_real = torch.zeros(len(fake_radii), dtype=torch.bool)
+        self.real_in_fake = torch.zeros(len(real_radii), dtype=torch.bool)
+
+    def update(self, start: int, d2: Tensor) -> None:
+        """d2: (chunk of fake, all real) squared distances."""
+        rows = slice(start, start + d2.size(0))
+        self.fake_in_real[rows] = (d2 <= self.real_r2[None, :]).any(1)
+        self.real_in_fake |= (d2 <= self.fake_r2[rows, None]).any(0)
+
+    def result(self) -> tuple[float, float]:
+        return float(self.fake_in_real.double().mean()), float(self.real_in_fake.double().mean())
 
 
 def precision_recall(
@@ -31,10 +49,6 @@ def precision_recall(
     check_count(fake.size(0), k, "generated", "precision/recall")
     real_radii = knn_radii(real, k) if real_radii is None else real_radii
     fake_radii = knn_radii(fake, k) if fake_radii is None else fake_radii
-    fake_in_real = torch.zeros(fake.size(0), dtype=torch.bool)
-    real_in_fake = torch.zeros(real.size(0), dtype=torch.bool)
-    for start, d in distance_chunks(fake, real):  # d: (chunk of fake, all real)
-        rows = slice(start, start + d.size(0))
-        fake_in_real[rows] = (d <= real_radii[None, :]).any(1)
-        real_in_fake |= (d <= fake_radii[rows, None]).any(0)
-    return float(fake_in_real.double().mean()), float(real_in_fake.double().mean())
+    acc = PrecisionRecall(real_radii, fake_radii)
+    scan(fake, real, [acc])
+    return acc.result()

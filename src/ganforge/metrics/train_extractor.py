@@ -58,7 +58,7 @@ class Recipe:
 
 RECIPES = {
     "mnist": Recipe("mnist-sample", "all", "mnist", 60, "affine", MNIST_CLASSES),
-    "fashion-mnist": Recipe("fashion-mnist", "train", "fashion-mnist", 10, "flip-shift", FASHION_CLASSES, lr=1e-3),
+    "fashion-mnist": Recipe("fashion-mnist", "train", "fashion-mnist", 4, "flip-shift", FASHION_CLASSES, lr=1e-3),
 }
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -53,11 +55,16 @@ def is_row_invariant(G: nn.Module, *, chunk: int, seed: int = 0) -> bool:
     return True
 
 
+def _identity(images: Tensor) -> Tensor:
+    return images
+
+
 @dataclass
 class _Job:
     z: Tensor
     labels: Tensor | None
-    future: asyncio.Future[Tensor]
+    post: Callable[[Tensor], Any]
+    future: asyncio.Future[Any]
     rows: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,7 +75,8 @@ class MicroBatcher:
     """Queue requests for `wait_s`, run one chunked forward for all of them, hand each its rows.
 
     All state is touched on the event loop only; G runs on one worker thread, one forward at a
-    time. Requests that arrive while G is busy go into the next forward without further waiting.
+    time, and each request's `post` (PNG encoding, say) runs there too, right after: one thread
+    hop a request. Requests that arrive while G is busy go into the next forward without waiting.
     """
 
     def __init__(
@@ -96,10 +104,12 @@ class MicroBatcher:
         """The unbatched result for these latents; what `generate` returns, bit for bit."""
         return forward_chunked(self.G, z, labels, chunk=self.chunk)
 
-    async def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        """(n, C, H, W) images for latents z (n, z_dim), computed off the event loop."""
+    async def generate(
+        self, z: Tensor, labels: Tensor | None = None, *, post: Callable[[Tensor], Any] = _identity
+    ) -> Any:
+        """post(images): images (n, C, H, W) for latents z (n, z_dim), all computed off the event loop."""
         loop = asyncio.get_running_loop()
-        job = _Job(z, labels, loop.create_future())
+        job = _Job(z, labels, post, loop.create_future())
         self._pending.append(job)
         if not self._busy:
             if sum(j.rows for j in self._pending) >= self.max_rows or not self.batching:
@@ -131,14 +141,20 @@ class MicroBatcher:
         done = loop.run_in_executor(self._executor, self._run, jobs)
         done.add_done_callback(lambda f: self._finish(loop, jobs, f))
 
-    def _run(self, jobs: list[_Job]) -> list[Tensor]:
-        """On the worker thread: one forward for all jobs, split back into each job's rows."""
+    def _run(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+        """On the worker thread: one forward for all jobs, then each job's post on its rows."""
         z = torch.cat([j.z for j in jobs])
         labels = None if jobs[0].labels is None else torch.cat([j.labels for j in jobs if j.labels is not None])
         images = self.forward(z, labels)
-        return list(images.split([j.rows for j in jobs]))
+        results: list[tuple[bool, Any]] = []
+        for job, rows in zip(jobs, images.split([j.rows for j in jobs]), strict=True):
+            try:
+                results.append((True, job.post(rows)))
+            except Exception as e:  # one request's failure is its own
+                results.append((False, e))
+        return results
 
-    def _finish(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job], done: asyncio.Future[list[Tensor]]) -> None:
+    def _finish(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job], done: asyncio.Future[Any]) -> None:
         self._busy = False
         error = asyncio.CancelledError() if done.cancelled() else done.exception()
         for i, job in enumerate(jobs):
@@ -146,7 +162,9 @@ class MicroBatcher:
                 continue
             if error is not None:
                 job.future.set_exception(error)
+            elif done.result()[i][0]:
+                job.future.set_result(done.result()[i][1])
             else:
-                job.future.set_result(done.result()[i])
+                job.future.set_exception(done.result()[i][1])
         if self._pending:  # they queued while G was busy: they have waited long enough
             self._flush(loop)

@@ -1,0 +1,57 @@
+"""The main job end to end: the seed preset trains on real digits and its samples look like digits."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from ganforge import PRESETS, load_generator, sample, train
+from ganforge.data import load_dataset, to_float
+
+
+def _train_seed(tmp_path, data, data_dir=None, steps=400):
+    cfg = dataclasses.replace(
+        PRESETS["seed"], data=data, data_dir=data_dir, steps=steps, log_every=100, checkpoint_every=100,
+        sample_every=100, device="cpu", out_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    return cfg, train(cfg)
+
+
+def _check_run(cfg, result, real):
+    run = result.run_dir
+    assert result.step == cfg.steps
+    with Image.open(run / "samples.png") as im:  # the 5x5 grid: 5 * (28 + 2) + 2 pixels a side
+        assert im.size == (152, 152)
+    logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logs] == list(range(100, cfg.steps + 1, 100))
+    assert all(0 < entry["d_real"] < 1 and 0 < entry["d_fake"] < 1 for entry in logs)
+    # Digits are dark background with bright strokes. An untrained G gives grey (corr ~0 with the mean
+    # digit, no dark pixels); after a few hundred steps the samples must have moved well towards the data.
+    fake = sample(load_generator(run), 1000, seed=0)
+    corr = torch.corrcoef(torch.stack([real.mean(0).flatten(), fake.mean(0).flatten()]))[0, 1]
+    assert corr > 0.4, f"the mean sample does not look like the mean digit (corr {corr:.2f})"
+    assert (real.mean(0) - fake.mean(0)).abs().mean() < 0.4
+    dark = (fake < -0.5).float().mean()
+    assert dark > 0.4, f"only {dark:.2f} of generated pixels are background"
+    assert fake.std(0).mean() > 0.1, "the samples barely differ: G collapsed"
+
+
+def test_seed_preset_on_mnist_sample(tmp_path):
+    cfg, result = _train_seed(tmp_path, "mnist-sample")
+    _check_run(cfg, result, to_float(load_dataset("mnist-sample").images))
+
+
+def test_seed_preset_on_the_mnist_test_digits(tmp_path, shared_mnist):
+    cfg, result = _train_seed(tmp_path, f"idx:{shared_mnist}")
+    _check_run(cfg, result, to_float(load_dataset(f"idx:{shared_mnist}").images))
+
+
+@pytest.mark.slow
+def test_seed_preset_full_length_on_mnist_sample(tmp_path):
+    cfg, result = _train_seed(tmp_path, "mnist-sample", steps=10_000)
+    real = to_float(load_dataset("mnist-sample").images)
+    _check_run(cfg, result, real)
+    fake = sample(load_generator(result.run_dir), 1000, seed=0)
+    assert torch.corrcoef(torch.stack([real.mean(0).flatten(), fake.mean(0).flatten()]))[0, 1] > 0.9

@@ -1,0 +1,85 @@
+"""The shipped extractors: hash-checked loading, automatic choice, input conversion and refusal."""
+
+import logging
+import shutil
+
+import pytest
+import torch
+
+from ganforge.data import load_dataset, to_float
+from ganforge.errors import CheckpointError, ConfigError
+from ganforge.metrics import extract_features
+from ganforge.metrics.extractors import SHIPPED, WEIGHTS_DIR, load_extractor, recorded_hashes, resolve_extractor_name
+from ganforge.metrics.features import extract, prepare_images
+
+
+def test_every_shipped_extractor_is_small_and_its_hash_is_recorded():
+    sums = recorded_hashes()
+    for name, file in SHIPPED.items():
+        path = WEIGHTS_DIR / file
+        assert path.stat().st_size < 2_000_000
+        assert file in sums
+        assert load_extractor(name).sha256 == sums[file]
+
+
+def test_a_damaged_weights_file_is_refused(tmp_path):
+    shutil.copytree(WEIGHTS_DIR, tmp_path / "weights")
+    path = tmp_path / "weights" / SHIPPED["mnist"]
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256 .* but the package records"):
+        load_extractor("mnist", weights_dir=tmp_path / "weights")
+    (tmp_path / "weights" / "SHA256SUMS").write_text("")
+    with pytest.raises(CheckpointError, match="no sha256 is recorded"):
+        load_extractor("mnist", weights_dir=tmp_path / "weights")
+
+
+def test_extractor_choice_and_unknown_names():
+    assert resolve_extractor_name(None, "mnist") == "mnist"
+    assert resolve_extractor_name(None, "mnist-sample") == "mnist"
+    assert resolve_extractor_name(None, "idx:/data/digits") == "mnist"
+    assert resolve_extractor_name(None, "fashion-mnist") == "fashion-mnist"
+    assert resolve_extractor_name("fashion-mnist", "mnist") == "fashion-mnist"
+    with pytest.raises(ConfigError, match="unknown extractor 'vgg'; use one of mnist, fashion-mnist, inception"):
+        resolve_extractor_name("vgg", "mnist")
+    with pytest.raises(ConfigError, match="unknown extractor"):
+        extract_features(torch.zeros(2, 1, 28, 28), extractor="vgg")
+
+
+def test_inception_without_torch_fidelity_or_weights_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(tmp_path / "missing.pth"))
+    with pytest.raises(ConfigError, match="inception"):
+        load_extractor("inception")
+
+
+def test_features_of_real_digits_separate_the_classes():
+    ds = load_dataset("mnist-sample")
+    x = to_float(ds.images[::10])
+    ext = load_extractor("mnist")
+    feats, probs = extract(x, ext)
+    assert feats.shape == (500, 128) and probs.shape == (500, 10)
+    assert (probs.argmax(1) == ds.labels[::10].numpy()).mean() > 0.95
+    assert extract_features(ds.images[:7], extractor="mnist").shape == (7, 128)  # uint8 accepted
+
+
+def test_real_test_digits_are_classified(shared_mnist):
+    ds = load_dataset("mnist", split="test", data_dir=shared_mnist)
+    _, probs = extract(to_float(ds.images[:2000]), load_extractor("mnist"))
+    assert (probs.argmax(1) == ds.labels[:2000].numpy()).mean() > 0.97
+
+
+def test_other_sizes_and_rgb_are_converted_with_a_warning(caplog):
+    ext = load_extractor("mnist")
+    with caplog.at_level(logging.WARNING):
+        x = prepare_images(torch.zeros(3, 3, 32, 32), ext)
+    assert x.shape == (3, 1, 28, 28)
+    assert "RGB images to grey" in caplog.text and "from 32x32 to 28x28" in caplog.text
+
+
+def test_toy_points_and_odd_channels_are_refused():
+    ext = load_extractor("mnist")
+    with pytest.raises(ConfigError, match="not images.*toy"):
+        prepare_images(torch.zeros(10, 2, 1, 1), ext)
+    with pytest.raises(ConfigError, match="1 \\(grey\\) or 3 \\(RGB\\) channels; got 4"):
+        prepare_images(torch.zeros(2, 4, 28, 28), ext)

@@ -1,0 +1,161 @@
+"""The web page in headless Chromium (Debian's package, driven by Playwright): samples, new samples, the slider.
+
+Skips when /usr/bin/chromium or the playwright package is absent; CI installs both (never the
+browser Playwright would download: that needs the network).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+uvicorn = pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from ganforge.checkpoint import load_generator, save_generator  # noqa: E402
+from ganforge.config import ModelConfig  # noqa: E402
+from ganforge.models import build_generator  # noqa: E402
+from ganforge.serve import make_app  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+if CHROMIUM is None:
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+# No background traffic: this machine's network is closed, and Chromium would retry without end.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+TOKEN = "page-token"
+
+
+def _serve(app):
+    """uvicorn on 127.0.0.1 and a free port, in a thread; returns (server, thread, socket, port)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    return server, thread, sock, sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module", params=[0, 10], ids=["unconditional", "conditional"])
+def base_url(request, tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=100, width=64, num_classes=request.param)
+    path = tmp_path_factory.mktemp("gen") / "generator.safetensors"
+    save_generator(path, build_generator(cfg), cfg, {"preset": "seed", "step": 0, "data": "mnist", "seed": 0})
+    server, thread, sock, port = _serve(make_app(load_generator(path), token=TOKEN))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+@pytest.fixture
+def page(tmp_path):
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),  # a fresh profile for every test
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+        )
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(20_000)
+            yield page
+        finally:
+            context.close()
+
+
+def _loaded_sources(page, selector: str) -> list[str]:
+    """The src of every image under selector, once all of them have decoded."""
+    page.wait_for_function(
+        """sel => { const imgs = [...document.querySelectorAll(sel)];
+                    return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
+        arg=selector,
+    )
+    return page.eval_on_selector_all(selector, "imgs => imgs.map(i => i.src)")
+
+
+def test_page_shows_samples_new_samples_and_interpolation(page, base_url):
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base_url}/?token={TOKEN}")
+    assert "token" not in page.url  # the token moved to sessionStorage, out of the address bar
+
+    # 1. The grid of samples for seed 0, and the model's provenance.
+    first = _loaded_sources(page, "#grid img")
+    assert len(first) == 16 and all(src.startswith("data:image/png;base64,") for src in first)
+    page.wait_for_selector("#provenance dd")
+    assert "seed" in page.inner_text("#provenance") and "mlp" in page.inner_text("#summary")
+
+    # 2. "New samples" picks a new seed and new images arrive.
+    page.click("#new-samples")
+    page.wait_for_function("seed => document.querySelector('#grid').dataset.seed !== seed", arg="0")
+    second = _loaded_sources(page, "#grid img")
+    assert len(second) == 16 and second != first
+    assert page.input_value("#seed") != "0"
+
+    # 3. The same seed shows the same images again.
+    page.fill("#seed", "0")
+    page.press("#seed", "Enter")
+    page.wait_for_function("() => document.querySelector('#grid').dataset.seed === '0'")
+    assert _loaded_sources(page, "#grid img") == first
+
+    # 4. The interpolation strip and its slider: moving it changes the frame.
+    strip = _loaded_sources(page, "#strip img")
+    assert len(strip) == 16
+    frame_0 = page.get_attribute("#frame", "src")
+    assert frame_0 == strip[0]
+    page.fill("#slider", "15")  # sets the value and fires input
+    page.wait_for_function("() => document.querySelector('#frame-index').value === '15'")
+    assert page.get_attribute("#frame", "src") == strip[15] != frame_0
+    assert page.eval_on_selector("#frame", "i => i.complete && i.naturalWidth") == 28
+    page.click("#strip img:nth-child(8)")
+    assert page.input_value("#slider") == "7" and page.get_attribute("#frame", "src") == strip[7]
+
+    assert page.inner_text("#status") == "" and errors == []
+
+
+def test_class_picker_for_a_conditional_model(page, base_url):
+    page.goto(f"{base_url}/?token={TOKEN}")
+    first = _loaded_sources(page, "#grid img")
+    is_conditional = page.is_visible(".class-picker")
+    options = page.eval_on_selector_all("#class option", "os => os.map(o => o.value)")
+    if not is_conditional:
+        assert options == [""]
+        return
+    assert options == [""] + [str(c) for c in range(10)]
+    page.select_option("#class", "3")
+    page.wait_for_function("srcs => document.querySelector('#grid img').src !== srcs[0]", arg=first)
+    assert _loaded_sources(page, "#grid img") != first
+
+
+def test_page_without_token_asks_for_it(page, base_url):
+    page.goto(base_url)
+    page.wait_for_selector("#token-form:not([hidden])")
+    assert "token" in page.inner_text("#status")
+    page.fill("#token", TOKEN)
+    page.click("#token-form button")
+    assert len(_loaded_sources(page, "#grid img")) == 16
