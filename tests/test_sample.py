@@ -62,7 +62,6 @@ def test_interpolation_and_conditional_labels(tmp_path):
     with pytest.raises(ConfigError, match="class must be in 0..2"):
         sample(G, 2, labels=3)
     unconditional = build_generator(ModelConfig(arch="mlp", image_size=8, channels=1, z_dim=6, width=16))
-    unconditional.cfg = ModelConfig(arch="mlp", image_size=8, channels=1, z_dim=6, width=16)
     with pytest.raises(ConfigError, match="unconditional"):
         sample(unconditional, 2, labels=1)
 

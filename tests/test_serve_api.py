@@ -138,7 +138,9 @@ def test_zip_format_has_one_png_an_image_with_provenance(client, G):
             assert pixels.shape == (28, 28)
             assert text["ganforge:seed"] == "11" and text["ganforge:index"] == str(i)
             assert text["ganforge:generator_sha256"] == G.sha256 and text["ganforge:truncation"] == "0.5"
-    assert r.content == client.post("/v1/generate", json={"n": 4, "seed": 11, "format": "zip", "truncation": 0.5}).content
+    assert (
+        r.content == client.post("/v1/generate", json={"n": 4, "seed": 11, "format": "zip", "truncation": 0.5}).content
+    )
 
 
 def test_json_pngs_carry_provenance(client, G):

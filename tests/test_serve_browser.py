@@ -71,21 +71,30 @@ def base_url(request, tmp_path_factory):
         sock.close()
 
 
-@pytest.fixture
-def page(tmp_path):
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Chromium with a fresh profile; each test opens its own tab (so its own sessionStorage)."""
     with sync_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),  # a fresh profile for every test
+            str(tmp_path_factory.mktemp("chromium-profile")),
             executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_ARGS,
         )
         try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(20_000)
-            yield page
+            yield context
         finally:
             context.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        yield page
+    finally:
+        page.close()
 
 
 def _loaded_sources(page, selector: str) -> list[str]:
@@ -129,7 +138,7 @@ def test_page_shows_samples_new_samples_and_interpolation(page, base_url):
     frame_0 = page.get_attribute("#frame", "src")
     assert frame_0 == strip[0]
     page.fill("#slider", "15")  # sets the value and fires input
-    page.wait_for_function("() => document.querySelector('#frame-index').value === '15'")
+    page.wait_for_function("() => document.querySelector('#frame-index').value === '16'")
     assert page.get_attribute("#frame", "src") == strip[15] != frame_0
     assert page.eval_on_selector("#frame", "i => i.complete && i.naturalWidth") == 28
     page.click("#strip img:nth-child(8)")

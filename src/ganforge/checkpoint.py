@@ -21,7 +21,7 @@ from torch import nn
 from ganforge.config import ModelConfig, model_config_from_dict
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.io import atomic_path
-from ganforge.models import build_generator
+from ganforge.models import Generator, build_generator
 from ganforge.version import __version__
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -135,10 +135,10 @@ def read_generator_metadata(path: str | Path) -> dict[str, str]:
     return metadata
 
 
-def load_generator(path: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+def load_generator(path: str | Path, *, device: str | torch.device = "cpu") -> Generator:
     """Load a generator file (or a run directory's) into an eval-mode G.
 
-    The module gains three attributes: `cfg` (ModelConfig), `provenance` (dict) and `sha256`.
+    Besides its `cfg` (ModelConfig), the module carries the file's `provenance` (dict) and `sha256`.
 
     Example:
         >>> G = ganforge.load_generator("runs/seed")
@@ -160,7 +160,6 @@ def load_generator(path: str | Path, *, device: str | torch.device = "cpu") -> n
         raise CheckpointError(
             f"{path} does not fit its model config ({str(e).splitlines()[0]}); the file is damaged or incompatible"
         ) from e
-    G.cfg = cfg
     G.provenance = provenance
     G.sha256 = file_sha256(path)
     return G.to(device).eval()

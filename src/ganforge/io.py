@@ -36,4 +36,5 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(text))
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ganforge.errors import ConfigError
+from ganforge.models import Generator
 from ganforge.images import make_grid, save_png, to_uint8
 from ganforge.version import __version__
 
@@ -29,7 +30,7 @@ def latents(n: int, z_dim: int, *, seed: int = 0, truncation: float = 1.0) -> Te
     return torch.from_numpy(z) * truncation
 
 
-def class_labels(G: nn.Module, n: int, labels: int | list[int] | Tensor | None) -> Tensor | None:
+def class_labels(G: Generator, n: int, labels: int | list[int] | Tensor | None) -> Tensor | None:
     """Labels for a conditional G: one class for all, a list, or (None) cycling through the classes."""
     num_classes = G.cfg.num_classes
     if num_classes == 0:
@@ -50,7 +51,7 @@ def class_labels(G: nn.Module, n: int, labels: int | list[int] | Tensor | None) 
 
 
 @torch.no_grad()
-def generate(G: nn.Module, z: Tensor, labels: Tensor | None = None, *, batch_size: int = 1024) -> Tensor:
+def generate(G: Generator, z: Tensor, labels: Tensor | None = None, *, batch_size: int = 1024) -> Tensor:
     """Run G on latents in batches; returns (n, C, H, W) float32 on the CPU."""
     device = next(G.parameters()).device
     out = []
@@ -61,7 +62,7 @@ def generate(G: nn.Module, z: Tensor, labels: Tensor | None = None, *, batch_siz
 
 
 def sample(
-    G: nn.Module,
+    G: Generator,
     n: int,
     *,
     seed: int = 0,
@@ -91,7 +92,7 @@ def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
 
 
 def interpolate(
-    G: nn.Module,
+    G: Generator,
     seed_a: int,
     seed_b: int,
     steps: int,
@@ -108,7 +109,7 @@ def interpolate(
     return generate(G, z, class_labels(G, steps, label))
 
 
-def provenance_text(G: nn.Module, *, seed: int, index: int | str) -> dict[str, str]:
+def provenance_text(G: Generator, *, seed: int, index: int | str) -> dict[str, str]:
     """PNG text chunks marking an image as synthetic and naming what made it."""
     return {
         "Software": f"ganforge {__version__}",
@@ -122,7 +123,7 @@ def provenance_text(G: nn.Module, *, seed: int, index: int | str) -> dict[str, s
 
 
 def save_samples(
-    G: nn.Module,
+    G: Generator,
     out: str | Path,
     n: int,
     *,

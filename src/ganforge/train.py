@@ -23,7 +23,7 @@ from ganforge.device import resolve_device
 from ganforge.errors import CheckpointError, DataError, TrainingError
 from ganforge.images import make_grid, save_png
 from ganforge.io import write_text_atomic
-from ganforge.models import build_discriminator, build_generator
+from ganforge.models import Generator, build_discriminator, build_generator
 from ganforge.sample import generate, latents
 from ganforge.version import __version__
 
@@ -36,9 +36,9 @@ GRID_SIZE = 25  # the 5x5 grid of samples.png
 class TrainState:
     """Everything that changes during training, and so everything a checkpoint stores."""
 
-    G: nn.Module
+    G: Generator
     D: nn.Module
-    G_ema: nn.Module | None
+    G_ema: Generator | None
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     rng: torch.Generator  # noise for z; data order is derived from (seed, epoch)
@@ -262,7 +262,7 @@ def train(
     resume: bool = False,
     dataset: Dataset | None = None,
     on_step: Callable[[int, dict[str, float] | None], None] | None = None,
-    evaluator: Callable[[nn.Module], dict[str, Any]] | None = None,
+    evaluator: Callable[[Generator], dict[str, Any]] | None = None,
 ) -> RunResult:
     """Train a GAN as `cfg` says; writes the run directory (DESIGN.md) and returns a RunResult.
 
@@ -292,7 +292,7 @@ def train(
     if cfg.eval_every and evaluator is None:
         from ganforge.metrics import evaluate
 
-        def evaluator(G: nn.Module) -> dict[str, Any]:
+        def evaluator(G: Generator) -> dict[str, Any]:
             return evaluate(G, data=cfg.data, data_dir=cfg.data_dir, n=2_000)
 
     fixed_z = latents(GRID_SIZE, cfg.model.z_dim, seed=cfg.seed).to(device)
@@ -305,7 +305,7 @@ def train(
         "loss": cfg.loss,
     }
 
-    def sampler() -> nn.Module:
+    def sampler() -> Generator:
         return state.G_ema if state.G_ema is not None else state.G
 
     def save_grid(path: Path) -> None:

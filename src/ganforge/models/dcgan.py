@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganforge.config import ModelConfig
+from ganforge.models.base import Generator
 from ganforge.models.conditioning import Projection, with_labels
 
 
@@ -28,10 +29,9 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Generator):
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         start, n_up = _layout(cfg.image_size)
         ch = cfg.width * 2 ** (n_up - 1)
         layers: list[nn.Module] = [

@@ -5,15 +5,15 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganforge.config import ModelConfig
+from ganforge.models.base import Generator
 from ganforge.models.conditioning import Projection, with_labels
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(Generator):
     """z -> width (ReLU) -> width (ReLU) -> C*H*W (tanh), reshaped to (C, H, W)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
         out = cfg.channels * cfg.image_size**2
         self.net = nn.Sequential(
             nn.Linear(cfg.z_dim + cfg.num_classes, cfg.width),

@@ -19,7 +19,7 @@ import json
 import logging
 import zipfile
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import torch
@@ -29,10 +29,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from torch import Tensor, nn
+from torch import Tensor
 
-from ganforge.errors import GanforgeError
+from ganforge.errors import ConfigError, GanforgeError
 from ganforge.images import make_grid, to_uint8
+from ganforge.models import Generator
 from ganforge.sample import MAX_SEED, class_labels, latents, provenance_text, slerp
 from ganforge.serve.batching import MicroBatcher
 from ganforge.serve.png import png_bytes
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 Format = Literal["grid", "zip", "json"]
 STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
-_OPEN_PATHS = ("/", "/static/")  # the page's own files: no data in them, so no token needed
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A PNG grid (format=grid), a zip of PNGs (zip) or JSON with base64 PNGs (json)",
@@ -130,20 +130,19 @@ class _Guard:
             return
         headers = dict(scope["headers"])
         path = scope["path"]
-        is_open = path == "/" or path.startswith(_OPEN_PATHS[1])
+        is_open = path == "/" or path.startswith("/static/")  # the page's own files hold no data
         if self.token is not None and not is_open and not self._authorized(headers.get(b"authorization", b"")):
             message = "missing or wrong token; send the header 'Authorization: Bearer TOKEN'"
             response = _error(401, "unauthorized", message)
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
             return
-        too_large = _error(413, "body_too_large", f"request body is over {self.max_body_bytes} bytes; send less")
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
                 await _error(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
             elif int(length) > self.max_body_bytes:
-                await too_large(scope, receive, send)
+                await self._too_large(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
@@ -156,7 +155,7 @@ class _Guard:
             body += message_in.get("body", b"")
             more = message_in.get("more_body", False)
             if len(body) > self.max_body_bytes:
-                await too_large(scope, receive, send)
+                await self._too_large(scope, receive, send)
                 return
         replayed = False
 
@@ -169,27 +168,45 @@ class _Guard:
 
         await self.app(scope, replay, send)
 
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body is over {self.max_body_bytes} bytes; send less"
+        await _error(413, "body_too_large", message)(scope, receive, send)
+
     def _authorized(self, header: bytes) -> bool:
         scheme, _, value = header.decode("latin-1").partition(" ")
         expected = (self.token or "").encode()
         return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected)
 
 
-def _encode(images: Tensor, fmt: Format, texts: list[dict[str, str]], grid_text: dict[str, str], **meta: Any) -> bytes:
-    """On a worker thread: images (N, C, H, W) -> the body of the response, PNGs with provenance chunks."""
-    if fmt == "grid":
-        return png_bytes(make_grid(images, nrow=meta.pop("nrow", None)), grid_text)
-    meta.pop("nrow", None)
-    pngs = [png_bytes(pixels, text) for pixels, text in zip(to_uint8(images), texts, strict=True)]
-    if fmt == "zip":
+@dataclass(frozen=True)
+class _Output:
+    """What a request wants besides its images: the format, a file name, provenance and echoed fields."""
+
+    fmt: Format
+    name: str  # file stem: seed7, interp1-2
+    seed: int  # the seed in the provenance chunks (seed_a for an interpolation)
+    extra_text: dict[str, str]  # more PNG text chunks: truncation, class, the interpolation path
+    meta: dict[str, Any]  # echoed in the JSON reply
+    nrow: int | None = None
+
+
+def _encode(G: Generator, images: Tensor, out: _Output) -> bytes:
+    """On the worker thread: images (N, C, H, W) -> the reply's body; every PNG has provenance chunks."""
+
+    def text(index: int | str) -> dict[str, str]:
+        return {**provenance_text(G, seed=out.seed, index=index), **out.extra_text}
+
+    if out.fmt == "grid":
+        return png_bytes(make_grid(images, nrow=out.nrow), text(f"0-{images.size(0) - 1}"))
+    pngs = [png_bytes(pixels, text(i)) for i, pixels in enumerate(to_uint8(images))]
+    if out.fmt == "zip":
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
             for i, png in enumerate(pngs):
                 # A fixed date keeps the archive's bytes the same for the same request.
-                archive.writestr(zipfile.ZipInfo(f"{meta['name']}_{i:05d}.png", (1980, 1, 1, 0, 0, 0)), png)
+                archive.writestr(zipfile.ZipInfo(f"{out.name}_{i:05d}.png", (1980, 1, 1, 0, 0, 0)), png)
         return buf.getvalue()
-    meta.pop("name", None)
-    return json.dumps({**meta, "images": [base64.b64encode(p).decode("ascii") for p in pngs]}).encode()
+    return json.dumps({**out.meta, "images": [base64.b64encode(p).decode("ascii") for p in pngs]}).encode()
 
 
 def _static_files() -> dict[str, bytes]:
@@ -198,7 +215,7 @@ def _static_files() -> dict[str, bytes]:
 
 
 def make_app(
-    G: nn.Module,
+    G: Generator,
     *,
     token: str | None = None,
     max_n: int = 256,
@@ -215,10 +232,14 @@ def make_app(
     Example:
         >>> uvicorn.run(make_app(ganforge.load_generator("runs/seed")), host="127.0.0.1", port=8000)
     """
-    if max_n < 1 or max_steps < 2 or max_body_bytes < 2:
-        raise GanforgeError(f"limits must be max_n >= 1, max_steps >= 2; got max_n={max_n}, max_steps={max_steps}")
+    if max_n < 1 or max_steps < 2 or max_body_bytes < 64:
+        raise ConfigError(
+            f"limits must be max_n >= 1, max_steps >= 2, max_body_bytes >= 64; "
+            f"got {max_n}, {max_steps}, {max_body_bytes}"
+        )
     cfg = G.cfg
     batcher = MicroBatcher(G, max_rows=max(max_n, max_steps, 256), batching=batching)
+    log.debug("serving generator %s; batching %s", G.sha256, batcher.batching)
     static = _static_files()
     GenerateRequest, InterpolateRequest = _request_models(cfg.num_classes, max_n, max_steps)
     media = {"grid": "image/png", "zip": "application/zip", "json": "application/json"}
@@ -255,17 +276,10 @@ def make_app(
         response.headers.update(exc.headers or {})
         return response
 
-    async def respond(
-        z: Tensor,
-        labels: Tensor | None,
-        fmt: Format,
-        texts: list[dict[str, str]],
-        grid_text: dict[str, str],
-        **meta: Any,
-    ) -> Response:
-        body = await batcher.generate(z, labels, post=lambda images: _encode(images, fmt, texts, grid_text, **meta))
-        headers = {"Content-Disposition": f'attachment; filename="{meta["name"]}.zip"'} if fmt == "zip" else None
-        return Response(body, media_type=media[fmt], headers=headers)
+    async def respond(z: Tensor, labels: Tensor | None, out: _Output) -> Response:
+        body = await batcher.generate(z, labels, post=lambda images: _encode(G, images, out))
+        headers = {"Content-Disposition": f'attachment; filename="{out.name}.zip"'} if out.fmt == "zip" else None
+        return Response(body, media_type=media[out.fmt], headers=headers)
 
     def extra_text(req: Any) -> dict[str, str]:
         text = {"ganforge:truncation": repr(req.truncation)}
@@ -276,11 +290,8 @@ def make_app(
     async def generate(req: Any) -> Response:
         labels = class_labels(G, req.n, req.class_)
         z = latents(req.n, cfg.z_dim, seed=req.seed, truncation=req.truncation)
-        extra = extra_text(req)
-        texts = [{**provenance_text(G, seed=req.seed, index=i), **extra} for i in range(req.n)]
-        grid_text = {**provenance_text(G, seed=req.seed, index=f"0-{req.n - 1}"), **extra}
-        meta = {"name": f"seed{req.seed}", "seed": req.seed, "n": req.n, "truncation": req.truncation}
-        return await respond(z, labels, req.format, texts, grid_text, **meta, **{"class": req.class_})
+        meta = {"seed": req.seed, "n": req.n, "truncation": req.truncation, "class": req.class_}
+        return await respond(z, labels, _Output(req.format, f"seed{req.seed}", req.seed, extra_text(req), meta))
 
     async def interpolate(req: Any) -> Response:
         labels = class_labels(G, req.steps, req.class_)
@@ -289,11 +300,10 @@ def make_app(
         z = slerp(z_a, z_b, torch.linspace(0, 1, req.steps))
         path = f"slerp from seed {req.seed_a} to seed {req.seed_b} in {req.steps} steps"
         extra = {**extra_text(req), "ganforge:interpolation": path, "ganforge:seed_b": str(req.seed_b)}
-        texts = [{**provenance_text(G, seed=req.seed_a, index=i), **extra} for i in range(req.steps)]
-        grid_text = {**provenance_text(G, seed=req.seed_a, index=f"0-{req.steps - 1}"), **extra}
-        meta = {"name": f"interp{req.seed_a}-{req.seed_b}", "seed_a": req.seed_a, "seed_b": req.seed_b}
-        meta |= {"steps": req.steps, "truncation": req.truncation, "class": req.class_, "nrow": req.steps}
-        return await respond(z, labels, req.format, texts, grid_text, **meta)
+        meta = {"seed_a": req.seed_a, "seed_b": req.seed_b, "steps": req.steps, "truncation": req.truncation}
+        meta["class"] = req.class_
+        name = f"interp{req.seed_a}-{req.seed_b}"
+        return await respond(z, labels, _Output(req.format, name, req.seed_a, extra, meta, nrow=req.steps))
 
     # FastAPI reads the body type from the annotation; these models are built per app, so set it here.
     _route(app, "/v1/generate", generate, GenerateRequest, "Generate images for a seed")
@@ -307,13 +317,13 @@ def make_app(
     async def model() -> dict[str, Any]:
         """The generator's config, provenance and this server's limits."""
         return {
-            "sha256": str(getattr(G, "sha256", "unknown")),
+            "sha256": G.sha256,
             "config": asdict(cfg),
             "image_size": cfg.image_size,
             "channels": cfg.channels,
             "is_conditional": cfg.is_conditional,
             "classes": list(range(cfg.num_classes)),
-            "provenance": getattr(G, "provenance", {}),
+            "provenance": G.provenance,
             "limits": {"max_n": max_n, "max_steps": max_steps, "max_body_bytes": max_body_bytes},
             "batching": batcher.batching,
             "ganforge_version": __version__,

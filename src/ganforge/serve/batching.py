@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from ganforge.models import Generator
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def forward_chunked(G: nn.Module, z: Tensor, labels: Tensor | None, *, chunk: int) -> Tensor:
+def forward_chunked(G: Generator, z: Tensor, labels: Tensor | None, *, chunk: int) -> Tensor:
     """G on latents in fixed chunks of `chunk` rows (the last one zero-padded): (n, C, H, W) on the CPU."""
     device = next(G.parameters()).device
     n = z.size(0)
@@ -42,11 +44,12 @@ def forward_chunked(G: nn.Module, z: Tensor, labels: Tensor | None, *, chunk: in
 
 
 @torch.no_grad()
-def is_row_invariant(G: nn.Module, *, chunk: int, seed: int = 0) -> bool:
+def is_row_invariant(G: Generator, *, chunk: int, seed: int = 0) -> bool:
     """Whether G's output for a row is bit-identical at every position inside a chunk."""
+    cfg = G.cfg
     rng = torch.Generator().manual_seed(seed)
-    z = torch.randn(chunk, G.cfg.z_dim, generator=rng)
-    labels = torch.randint(0, G.cfg.num_classes, (chunk,), generator=rng) if G.cfg.is_conditional else None
+    z = torch.randn(chunk, cfg.z_dim, generator=rng)
+    labels = torch.randint(0, cfg.num_classes, (chunk,), generator=rng) if cfg.is_conditional else None
     ref = forward_chunked(G, z, labels, chunk=chunk)
     for shift in range(1, chunk):
         y = None if labels is None else labels.roll(shift, 0)
@@ -81,7 +84,7 @@ class MicroBatcher:
 
     def __init__(
         self,
-        G: nn.Module,
+        G: Generator,
         *,
         chunk: int = 32,
         max_rows: int = 1024,
@@ -131,7 +134,8 @@ class MicroBatcher:
         self._pending = [j for j in self._pending if not j.future.done()]  # drop cancelled requests
         if self._busy or not self._pending:
             return
-        jobs, rows = [], 0
+        jobs: list[_Job] = []
+        rows = 0
         while self._pending and (not jobs or (self.batching and rows + self._pending[0].rows <= self.max_rows)):
             jobs.append(self._pending.pop(0))
             rows += jobs[-1].rows

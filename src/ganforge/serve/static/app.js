@@ -82,6 +82,7 @@
     const data = await api("/v1/generate", jsonBody({ n: Number($("count").value), ...options() }, { seed }));
     if (id !== latest.samples) return; // a newer request has been sent
     const grid = $("grid");
+    grid.style.gridTemplateColumns = `repeat(${Math.ceil(Math.sqrt(data.images.length))}, minmax(0, 96px))`;
     grid.replaceChildren(...data.images.map((b64, i) => pngImage(b64, `seed ${seed}, image ${i}`)));
     grid.dataset.seed = seed;
   }
@@ -91,7 +92,7 @@
     i = Math.max(0, Math.min(frames.length - 1, i));
     $("slider").value = String(i);
     $("frame").src = frames[i];
-    $("frame-index").value = String(i);
+    $("frame-index").value = String(i + 1);
     $("strip").querySelectorAll("img").forEach((img, k) => img.classList.toggle("current", k === i));
   }
 
@@ -112,7 +113,7 @@
     const slider = $("slider");
     const fraction = Number(slider.value) / Math.max(1, Number(slider.max));
     slider.max = String(frames.length - 1);
-    $("frame-count").value = String(frames.length - 1);
+    $("frame-count").value = String(frames.length);
     setFrame(Math.round(fraction * (frames.length - 1)));
   }
 

@@ -1,0 +1,110 @@
+"""The calibration ladder on real digits: noise and blur raise FID and KID and lower precision; dropped
+classes show in the mode metrics; copies show in recall and coverage."""
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge.data import load_dataset, to_float
+from ganforge.metrics import evaluate
+from ganforge.metrics.calibrate import NOISE_SIGMAS, add_noise, blur, copies, drop_class, ladder, markdown
+from ganforge.metrics.cache import compute_stats
+from ganforge.metrics.coverage import density_coverage
+from ganforge.metrics.extractors import load_extractor
+from ganforge.metrics.features import extract
+from ganforge.metrics.fid import frechet_distance
+from ganforge.metrics.kid import kernel_distance
+from ganforge.metrics.modes import CONFIDENCE, class_histogram, mode_kl, modes_covered, predicted_classes
+from ganforge.metrics.precision_recall import precision_recall
+
+
+@pytest.fixture(scope="module")
+def halves():
+    """The 5,000 mnist-sample digits split in two halves of 2,500 (250 a class): reference and 'generated'."""
+    ds = load_dataset("mnist-sample")
+    order = torch.argsort(ds.labels, stable=True)
+    images, labels = to_float(ds.images)[order], ds.labels[order]
+    ref, other = slice(0, None, 2), slice(1, None, 2)
+    return images[ref], images[other], labels[other]
+
+
+@pytest.fixture(scope="module")
+def scorer(halves):
+    ext = load_extractor("mnist")
+    ref_feats, ref_probs = extract(halves[0], ext)
+    ref = compute_stats(ref_feats, class_histogram(predicted_classes(ref_probs), 10))
+
+    def score(images):
+        feats, probs = extract(images, ext)
+        kid, _ = kernel_distance(feats, ref.features, num_subsets=10, subset_size=500)
+        p, r = precision_recall(ref.features, feats, real_radii=ref.radii_pr)
+        d, c = density_coverage(ref.features, feats, real_radii=ref.radii_dc)
+        hist = class_histogram(predicted_classes(probs), 10)
+        return {
+            "fid": frechet_distance(feats, ref.features),
+            "kid": kid,
+            "precision": p,
+            "recall": r,
+            "coverage": c,
+            "modes": modes_covered(predicted_classes(probs, confidence=CONFIDENCE), 10),
+            "mode_kl": mode_kl(hist, ref.class_hist),
+        }
+
+    return score
+
+
+def test_noise_and_blur_ladders_are_monotonic(halves, scorer):
+    _, base, _ = halves
+    for rungs in ([base] + [add_noise(base, s) for s in (0.1, 0.2, 0.4)], [base] + [blur(base, s) for s in (1.0, 2.0)]):
+        scores = [scorer(x) for x in rungs]
+        fids = [s["fid"] for s in scores]
+        kids = [s["kid"] for s in scores]
+        precisions = [s["precision"] for s in scores]
+        assert fids == sorted(fids) and fids[-1] > 5 * fids[0], fids
+        assert kids == sorted(kids), kids
+        assert precisions == sorted(precisions, reverse=True), precisions
+
+
+def test_dropping_a_class_and_copying_show_in_modes_recall_and_coverage(halves, scorer):
+    _, base, labels = halves
+    floor = scorer(base)
+    assert floor["modes"] == 10 and floor["recall"] > 0.6 and floor["coverage"] > 0.6
+    dropped = scorer(drop_class(base, labels, 9))
+    assert dropped["modes"] == 9 and dropped["mode_kl"] > 5 * floor["mode_kl"] and dropped["mode_kl"] > 0.05
+    copied = scorer(copies(base[torch.randperm(len(base), generator=torch.Generator().manual_seed(0))], 10, len(base)))
+    assert copied["recall"] < 0.1 and copied["coverage"] < 0.1
+    assert copied["precision"] > 0.5  # copies of real digits are still real digits
+
+
+def test_ladder_transforms():
+    x = torch.full((2, 1, 28, 28), -1.0)
+    x[:, :, 14, 14] = 1.0
+    blurred = blur(x, 1.0)
+    assert blurred.shape == x.shape and blurred.max() < 1.0 and blurred.sum() == pytest.approx(x.sum(), abs=1e-3)
+    assert add_noise(x, 0.4).min() >= -1 and not torch.equal(add_noise(x, 0.1, seed=0), add_noise(x, 0.1, seed=1))
+    assert copies(torch.arange(3).view(3, 1, 1, 1).float(), 2, 5).flatten().tolist() == [0, 1, 0, 1, 0]
+    assert len(NOISE_SIGMAS) >= 3
+
+
+@pytest.mark.slow
+def test_full_ladder_on_the_mnist_test_split(shared_mnist):
+    """The documented protocol (10,000 test digits as reference), at 2,000 samples a rung."""
+    rows = ladder(shared_mnist, n=2_000)
+    by_name = dict(rows)
+    noise = [r for name, r in rows if "noise" in name]
+    assert [r["fid"] for r in noise] == sorted(r["fid"] for r in noise)
+    assert [r["precision"] for r in noise] == sorted((r["precision"] for r in noise), reverse=True)
+    floor = next(r for name, r in rows if name.startswith("floor"))
+    assert floor["fid"] < noise[-1]["fid"] and floor["modes_covered"] == 10
+    assert by_name["test digits without the 9s"]["modes_covered"] == 9
+    assert by_name["copies of 10 test digits"]["coverage"] < 0.05
+    assert "| floor" in markdown(rows)
+    assert np.isfinite([r["fid"] for _, r in rows]).all()
+
+
+def test_evaluate_scores_the_floor_against_the_test_split(shared_mnist):
+    digits = to_float(load_dataset("mnist-sample").images)
+    result = evaluate(images=digits[:1000], data="mnist", data_dir=shared_mnist, n=1000, reference_count=2000,
+                      kid_subsets=10, kid_subset_size=500)
+    assert result["reference"] == {"name": "mnist", "split": "test", "count": 2000}
+    assert result["modes_covered"] == 10 and result["precision"] > 0.5
