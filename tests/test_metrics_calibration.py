@@ -7,8 +7,8 @@ import torch
 
 from ganforge.data import load_dataset, to_float
 from ganforge.metrics import evaluate
-from ganforge.metrics.calibrate import NOISE_SIGMAS, add_noise, blur, copies, drop_class, ladder, markdown
 from ganforge.metrics.cache import compute_stats
+from ganforge.metrics.calibrate import NOISE_SIGMAS, add_noise, blur, copies, drop_class, ladder, markdown
 from ganforge.metrics.coverage import density_coverage
 from ganforge.metrics.extractors import load_extractor
 from ganforge.metrics.features import extract
@@ -20,11 +20,11 @@ from ganforge.metrics.precision_recall import precision_recall
 
 @pytest.fixture(scope="module")
 def halves():
-    """The 5,000 mnist-sample digits split in two halves of 2,500 (250 a class): reference and 'generated'."""
+    """Two disjoint sets of 500 mnist-sample digits (50 a class): reference and 'generated'."""
     ds = load_dataset("mnist-sample")
     order = torch.argsort(ds.labels, stable=True)
     images, labels = to_float(ds.images)[order], ds.labels[order]
-    ref, other = slice(0, None, 2), slice(1, None, 2)
+    ref, other = slice(0, None, 10), slice(1, None, 10)
     return images[ref], images[other], labels[other]
 
 
@@ -36,7 +36,7 @@ def scorer(halves):
 
     def score(images):
         feats, probs = extract(images, ext)
-        kid, _ = kernel_distance(feats, ref.features, num_subsets=10, subset_size=500)
+        kid, _ = kernel_distance(feats, ref.features, num_subsets=10, subset_size=250)
         p, r = precision_recall(ref.features, feats, real_radii=ref.radii_pr)
         d, c = density_coverage(ref.features, feats, real_radii=ref.radii_dc)
         hist = class_histogram(predicted_classes(probs), 10)
@@ -55,14 +55,16 @@ def scorer(halves):
 
 def test_noise_and_blur_ladders_are_monotonic(halves, scorer):
     _, base, _ = halves
-    for rungs in ([base] + [add_noise(base, s) for s in (0.1, 0.2, 0.4)], [base] + [blur(base, s) for s in (1.0, 2.0)]):
-        scores = [scorer(x) for x in rungs]
+    clean = scorer(base)
+    for degrade, strengths in ((add_noise, (0.1, 0.2, 0.4)), (blur, (1.0, 2.0))):
+        scores = [clean] + [scorer(degrade(base, s)) for s in strengths]
         fids = [s["fid"] for s in scores]
         kids = [s["kid"] for s in scores]
         precisions = [s["precision"] for s in scores]
         assert fids == sorted(fids) and fids[-1] > 5 * fids[0], fids
         assert kids == sorted(kids), kids
-        assert precisions == sorted(precisions, reverse=True), precisions
+        assert all(b <= a + 0.02 for a, b in zip(precisions, precisions[1:], strict=False)), precisions
+        assert precisions[-1] < precisions[0] - 0.1, precisions
 
 
 def test_dropping_a_class_and_copying_show_in_modes_recall_and_coverage(halves, scorer):
@@ -72,7 +74,7 @@ def test_dropping_a_class_and_copying_show_in_modes_recall_and_coverage(halves, 
     dropped = scorer(drop_class(base, labels, 9))
     assert dropped["modes"] == 9 and dropped["mode_kl"] > 5 * floor["mode_kl"] and dropped["mode_kl"] > 0.05
     copied = scorer(copies(base[torch.randperm(len(base), generator=torch.Generator().manual_seed(0))], 10, len(base)))
-    assert copied["recall"] < 0.1 and copied["coverage"] < 0.1
+    assert copied["recall"] < 0.1 and copied["coverage"] < 0.25 < floor["coverage"]
     assert copied["precision"] > 0.5  # copies of real digits are still real digits
 
 
@@ -93,7 +95,11 @@ def test_full_ladder_on_the_mnist_test_split(shared_mnist):
     by_name = dict(rows)
     noise = [r for name, r in rows if "noise" in name]
     assert [r["fid"] for r in noise] == sorted(r["fid"] for r in noise)
-    assert [r["precision"] for r in noise] == sorted((r["precision"] for r in noise), reverse=True)
+    precisions = [r["precision"] for r in noise]
+    assert (
+        all(b <= a + 0.01 for a, b in zip(precisions, precisions[1:], strict=False))
+        and precisions[-1] < precisions[0] - 0.1
+    )
     floor = next(r for name, r in rows if name.startswith("floor"))
     assert floor["fid"] < noise[-1]["fid"] and floor["modes_covered"] == 10
     assert by_name["test digits without the 9s"]["modes_covered"] == 9
@@ -104,7 +110,14 @@ def test_full_ladder_on_the_mnist_test_split(shared_mnist):
 
 def test_evaluate_scores_the_floor_against_the_test_split(shared_mnist):
     digits = to_float(load_dataset("mnist-sample").images)
-    result = evaluate(images=digits[:1000], data="mnist", data_dir=shared_mnist, n=1000, reference_count=2000,
-                      kid_subsets=10, kid_subset_size=500)
+    result = evaluate(
+        images=digits,
+        data="mnist",
+        data_dir=shared_mnist,
+        n=1000,
+        reference_count=2000,
+        kid_subsets=10,
+        kid_subset_size=500,
+    )
     assert result["reference"] == {"name": "mnist", "split": "test", "count": 2000}
     assert result["modes_covered"] == 10 and result["precision"] > 0.5

@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ganforge", description=__doc__)
+    parser = _Parser(prog="ganforge", description="Train, evaluate, sample and serve GANs: CPU-first, offline.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

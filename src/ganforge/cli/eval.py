@@ -33,9 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", metavar="DIR", help="score this folder of images instead of a generator")
     parser.add_argument("--n", type=int, default=10_000, help="number of samples (default 10000)")
     parser.add_argument("--json", metavar="FILE", help="where to write the result (default: RUN/eval.json)")
-    parser.add_argument("--data", metavar="SPEC", help="data spec of the reference (default: the generator's, else mnist)")
+    parser.add_argument(
+        "--data", metavar="SPEC", help="data spec of the reference (default: the generator's, else mnist)"
+    )
     parser.add_argument("--data-dir", metavar="DIR", help="where the data set's files are")
-    parser.add_argument("--extractor", metavar="NAME", help=f"feature extractor: {', '.join(EXTRACTORS)} (default: by data)")
+    parser.add_argument(
+        "--extractor", metavar="NAME", help=f"feature extractor: {', '.join(EXTRACTORS)} (default: by data)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=500, help="batch size for sampling and features")
     add_device_arg(parser)

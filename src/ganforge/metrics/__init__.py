@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ganforge.checkpoint import load_generator
 from ganforge.data import load_dataset, to_float, toy_modes
@@ -29,6 +29,7 @@ from ganforge.metrics.features import extract, extract_features
 from ganforge.metrics.fid import frechet_distance, frechet_from_stats
 from ganforge.metrics.reference import REFERENCE_COUNT, load_reference
 from ganforge.metrics.report import format_table
+from ganforge.models import Generator
 from ganforge.sample import sample
 from ganforge.version import __version__
 
@@ -122,8 +123,13 @@ def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
 
 
 def _generated_images(
-    generator: nn.Module | str | Path | None, images: Tensor | str | Path | None, n: int, seed: int, batch_size: int,
-    image_size: int | None, channels: int | None,
+    generator: Generator | str | Path | None,
+    images: Tensor | str | Path | None,
+    n: int,
+    seed: int,
+    batch_size: int,
+    image_size: int | None,
+    channels: int | None,
 ) -> tuple[Tensor, dict[str, Any]]:
     """(images in [-1, 1], what they came from) from a generator (sampled in eval mode) or given images."""
     if images is not None:
@@ -132,9 +138,9 @@ def _generated_images(
             x, source = to_float(ds.images).float(), {"images": str(images)}
         else:
             x, source = to_float(torch.as_tensor(images)), {"images": "tensor"}
-        if len(x) > n:
-            log.info("scoring the first %d of %d images", n, len(x))
-            x = x[:n]
+        if len(x) > n:  # a seeded random subset: image folders and data sets are often sorted by class
+            log.info("scoring a random %d of the %d images (seed %d)", n, len(x), seed)
+            x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values]
         return x, source
     G = load_generator(generator) if isinstance(generator, (str, Path)) else generator
     assert G is not None
@@ -149,7 +155,7 @@ def _generated_images(
 
 
 def evaluate(
-    generator: nn.Module | str | Path | None = None,
+    generator: Generator | str | Path | None = None,
     *,
     images: Tensor | str | Path | None = None,
     data: str | None = None,

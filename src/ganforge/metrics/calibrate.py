@@ -61,7 +61,8 @@ def ladder(data_dir: str | Path | None, *, n: int = 10_000, seed: int = 0) -> li
     test = load_dataset("mnist", split="test", data_dir=data_dir)
     real, labels = to_float(test.images)[:n], test.labels[:n] if test.labels is not None else None
     sample = load_dataset("mnist-sample", split="train")
-    rows: list[tuple[str, Tensor]] = [(f"floor: mnist-sample ({len(sample):,} training digits)", to_float(sample.images))]
+    floor = to_float(sample.images)  # sorted by class: evaluate() draws a seeded random subset when n is smaller
+    rows: list[tuple[str, Tensor]] = [(f"floor: mnist-sample ({len(sample):,} training digits)", floor)]
     rows += [(f"test digits + N(0, {s}) noise", add_noise(real, s, seed=seed)) for s in NOISE_SIGMAS]
     rows += [(f"test digits, blur sigma {s} px", blur(real, s)) for s in BLUR_SIGMAS]
     if labels is not None:
@@ -72,8 +73,9 @@ def ladder(data_dir: str | Path | None, *, n: int = 10_000, seed: int = 0) -> li
 
 
 def markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    head = "| images | n | FID | KID (x1000) | precision | recall | density | coverage | classifier score | modes | mode KL |"
-    lines = [head, "|" + " --- |" * 11]
+    columns = ["images", "n", "FID", "KID (x1000)", "precision", "recall", "density", "coverage"]
+    columns += ["classifier score", "modes", "mode KL"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for name, r in rows:
         lines.append(
             f"| {name} | {r['n_samples']:,} | {r['fid']:.2f} | {1000 * r['kid']:.2f} | {r['precision']:.3f} | "

@@ -38,7 +38,12 @@ class DigitNet(nn.Module):
         super().__init__()
         blocks: list[nn.Module] = []
         for c_in, c_out in ((1, 32), (32, 64), (64, 128)):
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
         self.body = nn.Sequential(*blocks, nn.Flatten())  # 28 -> 14 -> 7 -> 3: (B, 128 * 3 * 3)
         self.embed = nn.Sequential(nn.Linear(128 * 9, feature_dim, bias=False), nn.BatchNorm1d(feature_dim), nn.ReLU())
         self.dropout = nn.Dropout(0.3)

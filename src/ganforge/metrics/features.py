@@ -44,7 +44,9 @@ def prepare_images(images: Tensor, extractor: Extractor) -> Tensor:
         log.warning("converting %d RGB images to grey for the %r extractor", n, extractor.name)
         x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if want_h and (h, w) != (want_h, want_w):
-        log.warning("resizing %d images from %dx%d to %dx%d for the %r extractor", n, h, w, want_h, want_w, extractor.name)
+        log.warning(
+            "resizing %d images from %dx%d to %dx%d for the %r extractor", n, h, w, want_h, want_w, extractor.name
+        )
         x = F.interpolate(x, size=(want_h, want_w), mode="bilinear", antialias=True, align_corners=False)
     return x
 

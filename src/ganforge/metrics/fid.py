@@ -42,7 +42,9 @@ def frechet_from_stats(mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, 
     mu_a, mu_b = np.asarray(mu_a, np.float64), np.asarray(mu_b, np.float64)
     sigma_a, sigma_b = np.atleast_2d(np.asarray(sigma_a, np.float64)), np.atleast_2d(np.asarray(sigma_b, np.float64))
     if mu_a.shape != mu_b.shape or sigma_a.shape != sigma_b.shape:
-        raise ConfigError(f"feature statistics differ in size: {mu_a.shape} vs {mu_b.shape}; use one extractor for both")
+        raise ConfigError(
+            f"feature statistics differ in size: {mu_a.shape} vs {mu_b.shape}; use one extractor for both"
+        )
     diff = mu_a - mu_b
     value = diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * trace_sqrt_product(sigma_a, sigma_b)
     return max(float(value), 0.0)

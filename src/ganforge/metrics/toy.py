@@ -1,4 +1,6 @@
-"""Mode metrics for 2-D mixtures of Gaussians (VEEGAN: Srivastava et al. 2017, arXiv:1705.07761; PacGAN: Lin et al. 2018).
+"""Mode metrics for 2-D mixtures of Gaussians, as in VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
+
+VEEGAN: arXiv:1705.07761; PacGAN: arXiv:1712.04086.
 
 A sample is of high quality when it lies within 3 standard deviations of its nearest mode center.
 A mode is covered when at least `min_share` of the samples are high-quality ones nearest to it; the
