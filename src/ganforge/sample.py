@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from ganforge.errors import ConfigError
-from ganforge.models import Generator
 from ganforge.images import make_grid, save_png, to_uint8
+from ganforge.models import Generator
 from ganforge.version import __version__
 
 MAX_SEED = 2**63 - 1
@@ -50,15 +50,27 @@ def class_labels(G: Generator, n: int, labels: int | list[int] | Tensor | None) 
     return out
 
 
+# G always runs on chunks of exactly this many rows (the last one zero-padded): CPU matmul kernels
+# pick their blocking from the batch size, so one shape keeps a seed's images bit-identical whether
+# they are drawn alone, among thousands, or batched with other requests by the server.
+GENERATE_CHUNK = 32
+
+
 @torch.no_grad()
-def generate(G: Generator, z: Tensor, labels: Tensor | None = None, *, batch_size: int = 1024) -> Tensor:
-    """Run G on latents in batches; returns (n, C, H, W) float32 on the CPU."""
+def generate(G: Generator, z: Tensor, labels: Tensor | None = None, *, chunk: int = GENERATE_CHUNK) -> Tensor:
+    """Run G on latents (n, z_dim) in fixed chunks; returns (n, C, H, W) float32 on the CPU."""
     device = next(G.parameters()).device
+    n = z.size(0)
+    padding = -n % chunk
+    if padding:
+        z = torch.cat([z, z.new_zeros(padding, z.size(1))])
+        if labels is not None:
+            labels = torch.cat([labels, labels.new_zeros(padding)])
     out = []
-    for start in range(0, z.size(0), batch_size):
-        y = None if labels is None else labels[start : start + batch_size].to(device)
-        out.append(G(z[start : start + batch_size].to(device), y).float().cpu())
-    return torch.cat(out) if out else torch.empty(0, *G.cfg.shape)
+    for start in range(0, z.size(0), chunk):
+        y = None if labels is None else labels[start : start + chunk].to(device)
+        out.append(G(z[start : start + chunk].to(device), y).float().cpu())
+    return torch.cat(out)[:n] if out else torch.empty(0, *G.cfg.shape)
 
 
 def sample(
@@ -68,7 +80,6 @@ def sample(
     seed: int = 0,
     truncation: float = 1.0,
     labels: int | list[int] | Tensor | None = None,
-    batch_size: int = 1024,
 ) -> Tensor:
     """Draw n images from G: (n, C, H, W) in [-1, 1], the same for the same seed.
 
@@ -78,7 +89,7 @@ def sample(
     if n <= 0:
         raise ConfigError(f"number of samples must be positive; got {n}")
     z = latents(n, G.cfg.z_dim, seed=seed, truncation=truncation)
-    return generate(G, z, class_labels(G, n, labels), batch_size=batch_size)
+    return generate(G, z, class_labels(G, n, labels))
 
 
 def slerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:

@@ -147,7 +147,7 @@ def _generated_images(
     was_training = G.training
     G.eval()
     try:
-        x = sample(G, n, seed=seed, batch_size=batch_size)
+        x = sample(G, n, seed=seed)
     finally:
         G.train(was_training)
     info = {"sha256": getattr(G, "sha256", None), "provenance": getattr(G, "provenance", None)}

@@ -22,25 +22,9 @@ import torch
 from torch import Tensor
 
 from ganforge.models import Generator
+from ganforge.sample import GENERATE_CHUNK, generate
 
 log = logging.getLogger(__name__)
-
-
-@torch.no_grad()
-def forward_chunked(G: Generator, z: Tensor, labels: Tensor | None, *, chunk: int) -> Tensor:
-    """G on latents in fixed chunks of `chunk` rows (the last one zero-padded): (n, C, H, W) on the CPU."""
-    device = next(G.parameters()).device
-    n = z.size(0)
-    padded = -n % chunk
-    if padded:
-        z = torch.cat([z, z.new_zeros(padded, z.size(1))])
-        if labels is not None:
-            labels = torch.cat([labels, labels.new_zeros(padded)])
-    out = []
-    for start in range(0, z.size(0), chunk):
-        y = None if labels is None else labels[start : start + chunk].to(device)
-        out.append(G(z[start : start + chunk].to(device), y).float().cpu())
-    return torch.cat(out)[:n]
 
 
 @torch.no_grad()
@@ -50,10 +34,10 @@ def is_row_invariant(G: Generator, *, chunk: int, seed: int = 0) -> bool:
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(chunk, cfg.z_dim, generator=rng)
     labels = torch.randint(0, cfg.num_classes, (chunk,), generator=rng) if cfg.is_conditional else None
-    ref = forward_chunked(G, z, labels, chunk=chunk)
+    ref = generate(G, z, labels, chunk=chunk)
     for shift in range(1, chunk):
         y = None if labels is None else labels.roll(shift, 0)
-        if not torch.equal(forward_chunked(G, z.roll(shift, 0), y, chunk=chunk), ref.roll(shift, 0)):
+        if not torch.equal(generate(G, z.roll(shift, 0), y, chunk=chunk), ref.roll(shift, 0)):
             return False
     return True
 
@@ -86,7 +70,7 @@ class MicroBatcher:
         self,
         G: Generator,
         *,
-        chunk: int = 32,
+        chunk: int = GENERATE_CHUNK,
         max_rows: int = 1024,
         wait_s: float = 0.002,
         batching: bool | None = None,
@@ -105,7 +89,7 @@ class MicroBatcher:
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         """The unbatched result for these latents; what `generate` returns, bit for bit."""
-        return forward_chunked(self.G, z, labels, chunk=self.chunk)
+        return generate(self.G, z, labels, chunk=self.chunk)
 
     async def generate(
         self, z: Tensor, labels: Tensor | None = None, *, post: Callable[[Tensor], Any] = _identity
