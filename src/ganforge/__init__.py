@@ -2,6 +2,7 @@
 
 from ganforge.checkpoint import load_generator
 from ganforge.config import PRESETS, ModelConfig, TrainConfig
+from ganforge.metrics import evaluate
 from ganforge.sample import interpolate, sample
 from ganforge.train import train
 from ganforge.version import __version__
@@ -11,6 +12,7 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "__version__",
+    "evaluate",
     "interpolate",
     "load_generator",
     "sample",

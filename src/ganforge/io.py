@@ -22,6 +22,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise GanforgeError(f"cannot write {path}: {e.strerror}; choose a writable output path") from e
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; a finished file gets the usual permissions
     try:
         yield tmp
         os.replace(tmp, path)
