@@ -1,18 +1,18 @@
 import subprocess
 import sys
+import types
 
 import ganforge
 
 
 def test_all_lists_exactly_the_public_names():
-    public = {name for name in vars(ganforge) if not name.startswith("_")} - {
-        # submodules that importing the package loads as attributes
-        "batches", "checkpoint", "config", "data", "device", "errors", "images", "io", "losses", "metrics",
-        "models", "version",
-    }  # fmt: skip
+    public = {
+        name
+        for name, value in vars(ganforge).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
     assert sorted(ganforge.__all__) == sorted(public | {"__version__"})
-    for name in ganforge.__all__:
-        assert getattr(ganforge, name) is not None
+    assert callable(ganforge.train) and callable(ganforge.sample) and callable(ganforge.evaluate)
 
 
 def test_importing_touches_no_gpu_network_or_server():
