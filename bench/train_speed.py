@@ -6,7 +6,7 @@ Runs the baseline (../shared/bench/seed_mlp_torch.py) and ganforge's seed step a
 ratio (medians), the FLOPs of one step (counted by torch's FlopCounterMode) and the achieved
 GFLOP/s against this machine's measured float32 matmul peak.
 
-    python bench/train_speed.py --data-dir ../shared/data/mnist --steps 2000 --rounds 3
+    python bench/train_speed.py --data-dir ../shared/data/mnist --steps 2000 --rounds 5
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def main() -> None:
     p.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data" / "mnist"))
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--warmup", type=int, default=50)
-    p.add_argument("--rounds", type=int, default=3, help="A B pairs to run")
+    p.add_argument("--rounds", type=int, default=5, help="A B pairs to run")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -100,12 +100,16 @@ def main() -> None:
         our_runs.append(run_child(ours_cmd))
         print(f"round {i + 1}: baseline {base_runs[-1]:.1f} steps/s, ganforge {our_runs[-1]:.1f} steps/s", flush=True)
     base, our = statistics.median(base_runs), statistics.median(our_runs)
+    ratios = sorted(o / b for o, b in zip(our_runs, base_runs, strict=True))
     flops = step_flops()
     peak = matmul_peak_gflops()
     achieved = flops * our / 1e9
     print(f"baseline (plain PyTorch): {base:.1f} steps/s (median of {args.rounds})")
     print(f"ganforge seed preset:     {our:.1f} steps/s (median of {args.rounds})")
-    print(f"ratio: {our / base:.2f}x")
+    print(
+        f"ratio of medians: {our / base:.2f}x; paired ratios {', '.join(f'{r:.2f}' for r in ratios)} "
+        f"(median {statistics.median(ratios):.2f}x)"
+    )
     print(f"one step: {flops / 1e9:.3f} GFLOP; achieved {achieved:.1f} GFLOP/s; float32 matmul peak {peak:.1f} GFLOP/s")
     print(f"fraction of peak: {achieved / peak:.1%}; 10,000 steps take {10_000 / our:.0f} s")
 
