@@ -44,18 +44,36 @@ def make_seed_generator(folder: Path) -> Path:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc; NaN elsewhere)."""
+    """User + system CPU time so far of a process and its live children (Linux /proc; NaN elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = [
+            int(child)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for child in (task / "children").read_text().split()
+        ]
     except OSError:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children)
 
 
-def start_server(generator: Path, threads: int, max_n: int) -> tuple[subprocess.Popen[str], int]:
+def start_server(generator: Path, threads: int, max_n: int, workers: int = 1) -> tuple[subprocess.Popen[str], int]:
     """`ganforge serve` on 127.0.0.1 and a free port; returns the process and its port."""
     code = "import sys; from ganforge.cli import main; sys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", code, "serve", str(generator), "--port", "0", "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        "-c",
+        code,
+        "serve",
+        str(generator),
+        "--port",
+        "0",
+        "--threads",
+        str(threads),
+        "--workers",
+        str(workers),
+    ]
     cmd += ["--max-n", str(max_n), "--device", "cpu"]
     env = {k: v for k, v in os.environ.items() if k != "GANFORGE_TOKEN"}
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
@@ -153,13 +171,14 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=16, help="images per request")
     parser.add_argument("--format", choices=("grid", "zip", "json"), default="grid")
     parser.add_argument("--threads", type=int, default=1, help="the server's torch threads")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (one a core here)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the request seeds")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         generator = Path(args.generator) if args.generator else make_seed_generator(Path(tmp))
-        proc, port = start_server(generator, args.threads, max(args.n, 256))
+        proc, port = start_server(generator, args.threads, max(args.n, 256), args.workers)
         try:
             rng = random.Random(args.seed)
             common = {"clients": args.clients, "n": args.n, "fmt": args.format, "rng": rng}
@@ -173,7 +192,13 @@ def main() -> int:
             if proc.stderr is not None:
                 proc.stderr.close()
 
-    result |= {"clients": args.clients, "n": args.n, "format": args.format, "server_threads": args.threads}
+    result |= {
+        "clients": args.clients,
+        "n": args.n,
+        "format": args.format,
+        "server_threads": args.threads,
+        "workers": args.workers,
+    }
     result["cpus"] = os.cpu_count() or 0
     result["server_cpu_ms_per_request"] = 1000 * server_cpu_s / args.requests
     result["client_cpu_ms_per_request"] = 1000 * client_cpu_s / args.requests

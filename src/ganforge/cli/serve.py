@@ -10,12 +10,14 @@ import socket
 
 import torch
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from ganforge.checkpoint import load_generator
 from ganforge.cli.common import add_device_arg
 from ganforge.device import resolve_device
 from ganforge.errors import ConfigError
 from ganforge.serve import make_app
+from ganforge.serve.worker import SETTINGS_VAR, settings_env
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=64, help="most interpolation steps a request may ask for")
     p.add_argument(
         "--threads", type=int, default=1, help="torch threads on the CPU (default 1: the server needs the other cores)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes sharing the port, each with its own copy of G"
     )
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -65,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be in 0..65535; got {args.port}")
     if args.max_n < 1 or args.max_steps < 2:
         raise ConfigError(f"--max-n must be >= 1 and --max-steps >= 2; got {args.max_n} and {args.max_steps}")
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be at least 1; got {args.threads}")
+    if args.threads < 1 or args.workers < 1:
+        raise ConfigError(f"--threads and --workers must be at least 1; got {args.threads} and {args.workers}")
 
     # 2. Load the model once; the app holds it.
     device = resolve_device(args.device)
@@ -89,6 +94,17 @@ def run(args: argparse.Namespace) -> int:
         port = sock.getsockname()[1]
         url_host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
         log.info("serving %s (sha256 %s) on http://%s:%d/", args.generator, G.sha256[:12], url_host, port)
-        config = uvicorn.Config(app, log_level="warning", access_log=False)
-        uvicorn.Server(config).run(sockets=[sock])
+        if args.workers == 1:
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+            return 0
+        # Several processes: each worker imports the factory and loads G itself (spawned, not forked).
+        os.environ[SETTINGS_VAR] = settings_env(
+            str(args.generator), token=args.token, max_n=args.max_n, max_steps=args.max_steps,
+            threads=args.threads, device=str(device),
+        )  # fmt: skip
+        config = uvicorn.Config(
+            "ganforge.serve.worker:app_from_env", factory=True, workers=args.workers, log_level="warning",
+            access_log=False,
+        )  # fmt: skip
+        Multiprocess(config, sockets=[sock]).run()
     return 0
