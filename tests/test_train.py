@@ -161,3 +161,13 @@ def test_bad_runs_are_refused(tmp_path):
         train(tiny_cfg(tmp_path / "c", steps=40, model=wider), dataset=tiny_data(), resume=True)
     with pytest.raises(DataError, match="shape"):
         train(tiny_cfg(tmp_path / "d"), dataset=tiny_data(size=28))
+
+
+def test_eval_every_adds_metrics_to_the_log(tmp_path):
+    model = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
+    cfg = tiny_cfg(tmp_path / "eval", model=model, data="mnist-sample", steps=20, eval_every=10, sample_every=0)
+    train(cfg)
+    lines = [json.loads(line) for line in (tmp_path / "eval" / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [10, 20]
+    for line in lines:
+        assert line["fid"] > 0 and 0 <= line["precision"] <= 1 and line["n_samples"] == 2000
