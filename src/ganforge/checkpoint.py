@@ -6,7 +6,6 @@ safetensors. Every write goes to a temporary file that is renamed into place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict
@@ -20,7 +19,7 @@ from torch import nn
 
 from ganforge.config import ModelConfig, model_config_from_dict
 from ganforge.errors import CheckpointError, ConfigError
-from ganforge.io import atomic_path
+from ganforge.io import atomic_path, file_digest
 from ganforge.models import Generator, build_generator
 from ganforge.version import __version__
 
@@ -108,11 +107,7 @@ def resolve_generator_path(path: str | Path) -> Path:
 
 
 def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def read_generator_metadata(path: str | Path) -> dict[str, str]:

@@ -51,33 +51,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("pass a run directory or generator file, or --images DIR (one of them)")
     device = resolve_device(args.device)
     json_path = Path(args.json) if args.json else None
+    common = dict(
+        data_dir=args.data_dir, n=args.n, extractor=args.extractor, seed=args.seed, batch_size=args.batch_size,
+        device=device,
+    )  # fmt: skip
     if args.run is not None:
         generator = load_generator(args.run, device=device)
         if json_path is None:
             json_path = resolve_generator_path(args.run).parent / "eval.json"
-        result = evaluate(
-            generator,
-            data=args.data,
-            data_dir=args.data_dir,
-            n=args.n,
-            extractor=args.extractor,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=device,
-        )
+        result = evaluate(generator, data=args.data, **common)
     else:
         if not Path(args.images).is_dir():
             raise ConfigError(f"--images {args.images} is not a folder; pass a folder of image files")
-        result = evaluate(
-            images=args.images,
-            data=args.data or "mnist",
-            data_dir=args.data_dir,
-            n=args.n,
-            extractor=args.extractor,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=device,
-        )
+        result = evaluate(images=args.images, data=args.data or "mnist", **common)
     print(format_table(result))
     if json_path is not None:
         write_text_atomic(json_path, json.dumps(result, indent=2) + "\n")

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ganforge.errors import DataError
-from ganforge.io import atomic_path
+from ganforge.io import atomic_path, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +78,7 @@ def mirrors_for(name: str, mirrors: Sequence[str] | None = None) -> list[str]:
 
 
 def md5_file(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "md5")
 
 
 def _is_offline(error: BaseException) -> bool:
