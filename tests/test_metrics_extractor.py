@@ -83,3 +83,19 @@ def test_toy_points_and_odd_channels_are_refused():
         prepare_images(torch.zeros(10, 2, 1, 1), ext)
     with pytest.raises(ConfigError, match="1 \\(grey\\) or 3 \\(RGB\\) channels; got 4"):
         prepare_images(torch.zeros(2, 4, 28, 28), ext)
+
+
+def test_shipped_mnist_extractor_meets_its_accuracy(shared_mnist):
+    from ganforge.metrics.train_extractor import check
+
+    assert check("mnist", data_dir=str(shared_mnist)) >= 0.985
+
+
+def test_shipped_fashion_extractor_meets_its_accuracy():
+    from pathlib import Path
+
+    from ganforge.metrics.train_extractor import check
+
+    if not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed")
+    assert check("fashion-mnist") >= 0.90
