@@ -50,8 +50,21 @@ def test_seed_preset_on_the_mnist_test_digits(tmp_path, shared_mnist):
 
 @pytest.mark.slow
 def test_seed_preset_full_length_on_mnist_sample(tmp_path):
+    """The article's 10,000 steps: samples a digit classifier's features put near real digits.
+
+    On these 5,000 digits the recipe collapses onto a few classes (mostly 1s; the plain PyTorch
+    baseline does the same), so this checks fidelity, not diversity.
+    """
+    from ganforge import evaluate
+    from ganforge.models import build_generator
+
     cfg, result = _train_seed(tmp_path, "mnist-sample", steps=10_000)
     real = to_float(load_dataset("mnist-sample").images)
     _check_run(cfg, result, real)
-    fake = sample(load_generator(result.run_dir), 1000, seed=0)
-    assert torch.corrcoef(torch.stack([real.mean(0).flatten(), fake.mean(0).flatten()]))[0, 1] > 0.9
+    trained = evaluate(load_generator(result.run_dir), data="mnist", n=2_000, metrics=["fid", "precision_recall"])
+    torch.manual_seed(0)
+    untrained_G = build_generator(cfg.model)
+    untrained = evaluate(untrained_G, data="mnist", n=2_000, metrics=["fid", "precision_recall"])
+    # Measured here: FID 34 against 263 for the untrained G, precision 0.07 against 0.0.
+    assert trained["fid"] < 0.25 * untrained["fid"], (trained["fid"], untrained["fid"])
+    assert trained["precision"] > 0.02 > untrained["precision"], (trained["precision"], untrained["precision"])
