@@ -6,8 +6,9 @@ import time
 
 import pytest
 import torch
+from PIL import Image
 
-from ganforge import checkpoint
+from ganforge import TrainConfig, checkpoint, train
 from ganforge.cli import main
 from ganforge.config import ModelConfig
 from ganforge.models import build_generator
@@ -183,3 +184,22 @@ def test_a_stopped_process_resumes_to_identical_weights(tmp_path, sig):
         assert torch.equal(a["G"][key], b["G"][key]), key
     for key in a["D"]:
         assert torch.equal(a["D"][key], b["D"][key]), key
+
+
+def test_dcgan_on_a_folder_of_colour_images(tmp_path, capsys):
+    """folder: data of mixed sizes and modes, conformed to a 32x32 RGB DCGAN."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(12):
+        size = (40 + i, 36) if i % 2 else (50, 64)
+        pixels = torch.randint(0, 256, (size[1], size[0], 3), dtype=torch.uint8, generator=rng).numpy()
+        image = Image.fromarray(pixels)
+        (image.convert("L") if i % 3 == 0 else image).save(folder / f"{i}.{'png' if i % 2 else 'jpg'}")
+    (folder / "broken.png").write_bytes(b"not an image")
+    run = tmp_path / "run"
+    config = ModelConfig(arch="dcgan", image_size=32, channels=3, z_dim=8, width=4)
+    train(TrainConfig(model=config, data=f"folder:{folder}", steps=3, batch_size=4, log_every=1, out_dir=str(run)))
+    assert run_cli("sample", run, "--n", "4", "--out", tmp_path / "s.png") == 0
+    with Image.open(tmp_path / "s.png") as im:
+        assert im.mode == "RGB" and im.size == (2 * 34 + 2, 2 * 34 + 2)
