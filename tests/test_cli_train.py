@@ -27,6 +27,18 @@ def test_dry_run_prints_the_resolved_config(capsys):
     assert cfg["batch_size"] == 128 and cfg["loss"] == "nonsaturating" and cfg["ema_decay"] == 0
 
 
+def test_a_conditional_model_trains_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "cond"
+    args = ["--data", "mnist-sample", "--num-classes", "10", "--steps", "4", "--batch-size", "16", "--out", run]
+    assert run_cli("train", *args) == 0
+    assert run_cli("sample", run, "--n", "3", "--class", "7", "--out", tmp_path / "sevens.png") == 0
+    assert run_cli("sample", run, "--n", "3", "--class", "10", "--out", tmp_path / "bad.png") == 2
+    assert "class must be in 0..9" in capsys.readouterr().err
+    assert run_cli("train", "--data", "toy:ring8", "--preset", "toy-ring", "--num-classes", "3", "--steps", "2",
+                   "--out", tmp_path / "wrong") == 2  # fmt: skip
+    assert "8 classes" in capsys.readouterr().err
+
+
 def test_every_command_has_help(capsys):
     for command in (["train"], ["sample"], ["data"]):
         with pytest.raises(SystemExit) as e:

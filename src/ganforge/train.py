@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -187,7 +188,7 @@ def restore_state(state: TrainState, payload: dict[str, Any], cfg: TrainConfig, 
 def _stop_requests() -> Iterator[list[int]]:
     """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so a stop never splits a step."""
     received: list[int] = []
-    if not _in_main_thread():
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield received
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -202,12 +203,6 @@ def _stop_requests() -> Iterator[list[int]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> Path:

@@ -42,6 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     p.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (0 = off)")
     p.add_argument("--eval-every", type=int, default=None, help="steps between metric evaluations (0 = off)")
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="classes of a conditional model (labeled data; 10 for MNIST)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)
 
@@ -57,6 +63,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         except (json.JSONDecodeError, TypeError) as e:
             raise ConfigError(f"{saved} is not a valid run config ({e}); fix or delete it") from e
     changes: dict[str, Any] = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
+    if args.num_classes is not None:
+        changes["model"] = dataclasses.replace(base.model, num_classes=args.num_classes)
     return dataclasses.replace(base, out_dir=out, **changes)
 
 
