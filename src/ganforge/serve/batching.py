@@ -12,6 +12,7 @@ hold each request runs alone (still in fixed chunks, so still deterministic).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -83,6 +84,7 @@ class MicroBatcher:
         if not self.batching:
             log.warning("G's output depends on a row's place in a batch here; running each request alone")
         self._executor: ThreadPoolExecutor | None = None  # made on first use, so close() can be followed by reuse
+        self._encoders: ThreadPoolExecutor | None = None
         self._pending: list[_Job] = []
         self._timer: asyncio.TimerHandle | None = None
         self._busy = False
@@ -106,10 +108,13 @@ class MicroBatcher:
         return await job.future
 
     def close(self) -> None:
-        """Stop the worker thread once the forward in flight (if any) is done."""
+        """Stop the G and encoder threads once the work in flight (if any) is done."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._encoders is not None:
+            self._encoders.shutdown(wait=True)
+            self._encoders = None
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._timer is not None:
@@ -129,20 +134,14 @@ class MicroBatcher:
         done = loop.run_in_executor(self._executor, self._run, jobs)
         done.add_done_callback(lambda f: self._finish(loop, jobs, f))
 
-    def _run(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
-        """On the worker thread: one forward for all jobs, then each job's post on its rows."""
+    def _run(self, jobs: list[_Job]) -> list[Tensor]:
+        """On the G thread: one forward for all jobs; each job's rows."""
         z = torch.cat([j.z for j in jobs])
         labels = None if jobs[0].labels is None else torch.cat([j.labels for j in jobs if j.labels is not None])
-        images = self.forward(z, labels)
-        results: list[tuple[bool, Any]] = []
-        for job, rows in zip(jobs, images.split([j.rows for j in jobs]), strict=True):
-            try:
-                results.append((True, job.post(rows)))
-            except Exception as e:  # one request's failure is its own
-                results.append((False, e))
-        return results
+        return list(self.forward(z, labels).split([j.rows for j in jobs]))
 
     def _finish(self, loop: asyncio.AbstractEventLoop, jobs: list[_Job], done: asyncio.Future[Any]) -> None:
+        """G is free again: start the next batch, and encode this one's replies on the encoder threads."""
         self._busy = False
         error = asyncio.CancelledError() if done.cancelled() else done.exception()
         for i, job in enumerate(jobs):
@@ -150,9 +149,26 @@ class MicroBatcher:
                 continue
             if error is not None:
                 job.future.set_exception(error)
-            elif done.result()[i][0]:
-                job.future.set_result(done.result()[i][1])
-            else:
-                job.future.set_exception(done.result()[i][1])
+                continue
+            encoded = loop.run_in_executor(self._encoder(), job.post, done.result()[i])
+            encoded.add_done_callback(functools.partial(_settle, job.future))
         if self._pending:  # they queued while G was busy: they have waited long enough
             self._flush(loop)
+
+    def _encoder(self) -> ThreadPoolExecutor:
+        # PNG and zip encoding (zlib releases the GIL) overlaps the next forward, one reply at a time.
+        if self._encoders is None:
+            self._encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ganforge-encode")
+        return self._encoders
+
+
+def _settle(future: asyncio.Future[Any], encoded: asyncio.Future[Any]) -> None:
+    """Hand one request its encoded reply, or its own error."""
+    if future.done():
+        return
+    if encoded.cancelled():
+        future.cancel()
+    elif encoded.exception() is not None:
+        future.set_exception(encoded.exception())  # type: ignore[arg-type]
+    else:
+        future.set_result(encoded.result())
