@@ -142,7 +142,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
         if step == 25:
             data.images.fill_(float("nan"))
 
-    with pytest.raises(TrainingError, match="non-finite at step 26.*step_0000020"):
+    with pytest.raises(TrainingError, match="non-finite by step 26.*step_0000020"):
         train(tiny_cfg(tmp_path / "nan"), dataset=data, on_step=poison)
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "nan")] == [20]
     assert torch.isfinite(weights(tmp_path / "nan")["G.net.0.weight"]).all()
