@@ -166,8 +166,11 @@ def download_file(
         return path
     failures = "; ".join(bad + unreachable) or "no mirrors given"
     if bad:
-        raise DataError(f"could not download {filename}: {failures}")
-    raise NetworkError(f"could not download {filename}, no network or no mirror reachable: {failures}")
+        raise DataError(f"could not download {filename}: {failures}; try again later or pass --data-dir with the files")
+    raise NetworkError(
+        f"could not download {filename}, no network or no mirror reachable ({failures}); "
+        "run where a network is, or pass --data-dir with the IDX files"
+    )
 
 
 def download(
