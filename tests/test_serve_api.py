@@ -27,12 +27,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ganforge.checkpoint import load_generator, save_generator  # noqa: E402
 from ganforge.cli import main  # noqa: E402
 from ganforge.config import ModelConfig  # noqa: E402
-from ganforge.images import to_uint8  # noqa: E402
+from ganforge.images import png_bytes, to_uint8  # noqa: E402
 from ganforge.models import build_generator  # noqa: E402
 from ganforge.sample import MAX_SEED, generate, latents, sample, slerp  # noqa: E402
 from ganforge.serve import make_app  # noqa: E402
 from ganforge.serve.batching import MicroBatcher, is_row_invariant  # noqa: E402
-from ganforge.serve.png import png_bytes  # noqa: E402
 
 
 def _generator_file(folder, num_classes: int = 0):

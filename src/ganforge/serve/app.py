@@ -32,11 +32,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from torch import Tensor
 
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.images import make_grid, to_uint8
+from ganforge.images import make_grid, png_bytes, to_uint8
 from ganforge.models import Generator
 from ganforge.sample import MAX_SEED, class_labels, latents, provenance_text, slerp
 from ganforge.serve.batching import MicroBatcher
-from ganforge.serve.png import png_bytes
 from ganforge.version import __version__
 
 log = logging.getLogger(__name__)
