@@ -123,11 +123,10 @@ def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
 
 
 def _generated_images(
-    generator: Generator | str | Path | None,
+    G: Generator | None,
     images: Tensor | str | Path | None,
     n: int,
     seed: int,
-    batch_size: int,
     image_size: int | None,
     channels: int | None,
 ) -> tuple[Tensor, dict[str, Any]]:
@@ -142,7 +141,6 @@ def _generated_images(
             log.info("scoring a random %d of the %d images (seed %d)", n, len(x), seed)
             x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values]
         return x, source
-    G = load_generator(generator) if isinstance(generator, (str, Path)) else generator
     assert G is not None
     was_training = G.training
     G.eval()
@@ -212,7 +210,7 @@ def evaluate(
     channels = None if net is None else net.input_shape[0]
 
     # 2. The generated images and the reference set.
-    fake_images, source = _generated_images(generator, images, n, seed, batch_size, image_size, channels)
+    fake_images, source = _generated_images(generator, images, n, seed, image_size, channels)
     n_fake = int(fake_images.shape[0])
     if n_fake < minimum:
         raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
