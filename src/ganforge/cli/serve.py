@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
 import socket
 
-import torch
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from ganforge.checkpoint import load_generator
 from ganforge.cli.common import add_device_arg
 from ganforge.device import resolve_device
 from ganforge.errors import ConfigError
-from ganforge.serve import make_app
-from ganforge.serve.worker import SETTINGS_VAR, settings_env
+from ganforge.serve.worker import SETTINGS_VAR, build_app
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1 or args.workers < 1:
         raise ConfigError(f"--threads and --workers must be at least 1; got {args.threads} and {args.workers}")
 
-    # 2. Load the model once; the app holds it.
-    device = resolve_device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
-    G = load_generator(args.generator, device=device)
-    app = make_app(G, token=args.token, max_n=args.max_n, max_steps=args.max_steps)
+    # 2. Load the model once; the app holds it. Worker processes rebuild it from the same settings.
+    settings = {
+        "generator": str(args.generator), "token": args.token, "max_n": args.max_n, "max_steps": args.max_steps,
+        "threads": args.threads, "device": str(resolve_device(args.device)),
+    }  # fmt: skip
+    app, G = build_app(settings)
 
     # 3. Bind here, so that a taken port is a user error and --port 0 can say which port it got.
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -98,10 +96,7 @@ def run(args: argparse.Namespace) -> int:
             uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
             return 0
         # Several processes: each worker imports the factory and loads G itself (spawned, not forked).
-        os.environ[SETTINGS_VAR] = settings_env(
-            str(args.generator), token=args.token, max_n=args.max_n, max_steps=args.max_steps,
-            threads=args.threads, device=str(device),
-        )  # fmt: skip
+        os.environ[SETTINGS_VAR] = json.dumps(settings)
         config = uvicorn.Config(
             "ganforge.serve.worker:app_from_env", factory=True, workers=args.workers, log_level="warning",
             access_log=False,
