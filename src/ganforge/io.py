@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from ganforge.errors import GanforgeError
@@ -31,12 +31,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp_path), then move the finished file onto `path`."""
-    with atomic_path(path) as tmp:
-        write(tmp)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

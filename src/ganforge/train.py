@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -401,11 +401,3 @@ def train(
 def _scalars(result: dict[str, Any]) -> dict[str, float]:
     """The numeric entries of an eval result, for metrics.jsonl."""
     return {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
-def run_summary(result: RunResult) -> dict[str, Any]:
-    """A RunResult as plain data (for printing or JSON)."""
-    summary = asdict(result)
-    for key in ("run_dir", "generator_path", "samples_path"):
-        summary[key] = str(summary[key]) if summary[key] is not None else None
-    return summary
