@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ganforge.errors import ConfigError
 
-Arch = Literal["mlp", "dcgan"]
-LossKind = Literal["nonsaturating", "minimax", "hinge"]
-Device = Literal["auto", "cpu", "cuda"]
+Arch = Literal["mlp", "dcgan", "resnet"]
+LossKind = Literal["nonsaturating", "minimax", "hinge", "lsgan", "wgan", "ragan"]
+Conditioning = Literal["projection", "acgan"]
+AugmentKind = Literal["none", "diffaugment", "ada"]
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
+Device = str  # "auto", "cpu", "cuda" or "cuda:N"
 
-ARCHS = ("mlp", "dcgan")
-LOSSES = ("nonsaturating", "minimax", "hinge")
+ARCHS = ("mlp", "dcgan", "resnet")
+LOSSES = ("nonsaturating", "minimax", "hinge", "lsgan", "wgan", "ragan")
+CONDITIONINGS = ("projection", "acgan")
+AUGMENTS = ("none", "diffaugment", "ada")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
-DCGAN_SIZES = (28, 32, 64)
+CONV_SIZES = (28, 32, 64)  # the dcgan and resnet archs
+DCGAN_SIZES = CONV_SIZES
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,11 @@ class ModelConfig:
     width: int = 256  # MLP: hidden units; DCGAN: base channels
     num_classes: int = 0  # 0: unconditional
     out_activation: Literal["tanh", "none"] = "tanh"
+    d_width: int = 0  # D's width when it differs from G's (0: the same as width)
+    conditioning: Conditioning = "projection"  # conditional models: projection D, or an AC-GAN classifier head
+    spectral_norm: bool = False  # spectral normalization of D's layers (Miyato et al. 2018)
+    spectral_norm_g: bool = False  # ... and of G's
+    minibatch_std: bool = False  # D sees the batch's feature std as an extra input (Karras et al. 2018)
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -37,11 +50,15 @@ class ModelConfig:
         for name in ("image_size", "channels", "z_dim", "width"):
             if int(getattr(self, name)) <= 0:
                 raise ConfigError(f"{name} must be positive; got {getattr(self, name)}")
+        if self.d_width < 0:
+            raise ConfigError(f"d_width must be 0 (same as width) or positive; got {self.d_width}")
+        if self.conditioning not in CONDITIONINGS:
+            raise ConfigError(f"unknown conditioning {self.conditioning!r}; use one of {', '.join(CONDITIONINGS)}")
         if self.num_classes < 0:
             raise ConfigError(f"num_classes must be 0 (unconditional) or more; got {self.num_classes}")
-        if self.arch == "dcgan" and self.image_size not in DCGAN_SIZES:
-            sizes = ", ".join(map(str, DCGAN_SIZES))
-            raise ConfigError(f"the dcgan arch takes image_size {sizes}; got {self.image_size}")
+        if self.arch in ("dcgan", "resnet") and self.image_size not in CONV_SIZES:
+            sizes = ", ".join(map(str, CONV_SIZES))
+            raise ConfigError(f"the {self.arch} arch takes image_size {sizes}; got {self.image_size}")
         if self.out_activation not in ("tanh", "none"):
             raise ConfigError(f"out_activation must be 'tanh' or 'none'; got {self.out_activation!r}")
 
@@ -53,6 +70,16 @@ class ModelConfig:
     @property
     def is_conditional(self) -> bool:
         return self.num_classes > 0
+
+    @property
+    def disc_width(self) -> int:
+        """D's width: d_width, or G's width when d_width is 0."""
+        return self.d_width or self.width
+
+    @property
+    def is_acgan(self) -> bool:
+        """D has an auxiliary classifier head: its output is (B, 1 + num_classes)."""
+        return self.is_conditional and self.conditioning == "acgan"
 
 
 @dataclass(frozen=True)
@@ -70,7 +97,20 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     loss: LossKind = "nonsaturating"
+    # Regularizers and training tricks (each a small function in regularizers.py / augment.py).
+    clip: float | None = None  # wgan: D's weights clipped to [-clip, clip]; None: 0.01 unless a gradient penalty is on
+    gp: float = 0.0  # WGAN-GP weight (Gulrajani et al. 2017); 0: off
+    gp_one_sided: bool = False  # penalize only gradient norms above 1
+    r1: float = 0.0  # R1 gamma: gradient penalty on real data (Mescheder et al. 2018); 0: off
+    r2: float = 0.0  # R2 gamma: the same on fake data; 0: off
+    reg_every: int = 1  # lazy R1/R2: every K steps, scaled by K (StyleGAN2)
+    n_critic: int = 1  # D updates per G update
+    augment: AugmentKind = "none"  # differentiable augmentation of D's inputs: diffaugment or ada
+    ada_target: float = 0.6  # ADA's target for r_t = E[sign(D(x))]
+    label_smoothing: float = 1.0  # one-sided: D's target for real data (1.0: off; 0.9 is usual)
+    instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, annealed to 0 over the run
     ema_decay: float = 0.0  # 0: no EMA of G
+    ema_rampup: bool = True  # decay_t = min(ema_decay, (1 + t) / (10 + t)): the EMA follows G early on
     seed: int = 0
     device: Device = "auto"
     out_dir: str = "runs/seed"
@@ -79,6 +119,11 @@ class TrainConfig:
     sample_every: int = 1_000
     keep_checkpoints: int = 3
     eval_every: int = 0  # 0: no metrics during training
+    check_every: int = -1  # quick quality checks (classes, mode KL, diversity); -1: about 10 a run; 0: off
+    tensorboard: bool = False  # also write TensorBoard events under RUN/tb/
+    precision: Precision = "fp32"  # autocast dtype of the forward passes
+    compile: bool = False  # torch.compile the networks
+    sync_bn: bool = False  # torchrun: SyncBatchNorm across processes
 
     def __post_init__(self) -> None:
         if self.steps <= 0:
@@ -93,10 +138,35 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1); got {getattr(self, name)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
+        for name in ("gp", "r1", "r2", "instance_noise"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be 0 (off) or positive; got {getattr(self, name)}")
+        if self.clip is not None:
+            if not self.clip > 0:
+                raise ConfigError(f"clip must be positive (weights clipped to [-clip, clip]); got {self.clip}")
+            if self.loss != "wgan":
+                raise ConfigError(f"clip applies to the wgan loss only; got loss {self.loss!r}: drop --clip")
+            if self.gp > 0:
+                raise ConfigError("clip and gp are exclusive: weight clipping or a gradient penalty, not both")
+        for name in ("reg_every", "n_critic"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1; got {getattr(self, name)}")
+        if self.augment not in AUGMENTS:
+            raise ConfigError(f"unknown augment {self.augment!r}; use one of {', '.join(AUGMENTS)}")
+        if self.augment != "none" and self.model.image_size == 1:
+            raise ConfigError(f"--augment {self.augment} works on images; {self.data} is 2-D points: use --augment none")
+        if not 0 < self.ada_target < 1:
+            raise ConfigError(f"ada_target must be in (0, 1); got {self.ada_target}")
+        if not 0.5 < self.label_smoothing <= 1:
+            raise ConfigError(f"label_smoothing is D's target for real data, in (0.5, 1]; got {self.label_smoothing}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.check_every < -1:
+            raise ConfigError(f"check_every must be -1 (auto), 0 (off) or a number of steps; got {self.check_every}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1) (0 turns EMA off); got {self.ema_decay}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+            raise ConfigError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)} or cuda:N")
         for name in ("log_every", "checkpoint_every", "sample_every", "eval_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 (off) or a number of steps; got {getattr(self, name)}")
@@ -106,6 +176,20 @@ class TrainConfig:
     @property
     def use_ema(self) -> bool:
         return self.ema_decay > 0
+
+    @property
+    def clip_value(self) -> float:
+        """WGAN's weight clipping bound: clip (default 0.01) for the wgan loss without a gradient penalty; else 0."""
+        if self.loss != "wgan" or self.gp > 0:
+            return 0.0
+        return self.clip if self.clip is not None else 0.01
+
+    @property
+    def check_interval(self) -> int:
+        """Steps between quick quality checks: check_every, or about 10 a run for -1; 0: off."""
+        if self.check_every >= 0:
+            return self.check_every
+        return max(self.log_every, self.steps // 10 // max(self.log_every, 1) * max(self.log_every, 1))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
