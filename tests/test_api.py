@@ -8,7 +8,7 @@ import ganforge
 def test_all_lists_exactly_the_public_names():
     public = {
         name
-        for name, value in vars(ganforge).items()
+        for name, value in ((name, getattr(ganforge, name)) for name in dir(ganforge))
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert sorted(ganforge.__all__) == sorted(public | {"__version__"})
