@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ganforge.errors import DataError
+from ganforge.io import write_bytes_atomic
 
 IMAGES_MAGIC = 2051  # unsigned byte, 3 dimensions (N, H, W)
 LABELS_MAGIC = 2049  # unsigned byte, 1 dimension (N,)
@@ -92,13 +93,13 @@ def read_pair(images_path: str | Path, labels_path: str | Path | None) -> tuple[
 
 
 def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = None) -> None:
-    """Write a uint8 array as IDX (gzipped when the name ends in .gz, or when `compress`)."""
+    """Write a uint8 array as IDX (gzipped when the name ends in .gz, or when `compress`), atomically."""
     path = Path(path)
     array = np.ascontiguousarray(array, dtype=np.uint8)
     data = struct.pack(">I", 0x0800 + array.ndim) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
-    path.write_bytes(data)
+    write_bytes_atomic(path, data)
 
 
 def labels_file_for(images_path: Path, candidates: Sequence[Path]) -> Path | None:
