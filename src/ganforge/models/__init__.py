@@ -2,22 +2,61 @@
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from ganforge.config import ModelConfig
-from ganforge.models.base import Generator
+from ganforge.models.base import Discriminator, Generator
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.models.layers import MinibatchStd, apply_spectral_norm
 from ganforge.models.mlp import MLPDiscriminator, MLPGenerator
+from ganforge.models.resnet import ResNetDiscriminator, ResNetGenerator
+
+_GENERATORS: dict[str, type[Generator]] = {"mlp": MLPGenerator, "dcgan": DCGANGenerator, "resnet": ResNetGenerator}
+_DISCRIMINATORS: dict[str, type[Discriminator]] = {
+    "mlp": MLPDiscriminator,
+    "dcgan": DCGANDiscriminator,
+    "resnet": ResNetDiscriminator,
+}
 
 
 def build_generator(cfg: ModelConfig) -> Generator:
     """G: (z (B, z_dim), labels (B,) or None) -> images (B, C, H, W)."""
-    return MLPGenerator(cfg) if cfg.arch == "mlp" else DCGANGenerator(cfg)
+    G = _GENERATORS[cfg.arch](cfg)
+    if cfg.spectral_norm_g:
+        apply_spectral_norm(G, embeddings=False)
+    return G
 
 
-def build_discriminator(cfg: ModelConfig) -> nn.Module:
-    """D: (images (B, C, H, W), labels (B,) or None) -> logits (B,)."""
-    return MLPDiscriminator(cfg) if cfg.arch == "mlp" else DCGANDiscriminator(cfg)
+def build_discriminator(cfg: ModelConfig) -> Discriminator:
+    """D: (images (B, C, H, W), labels (B,) or None) -> logits (B,), or (B, 1 + classes) for AC-GAN."""
+    D = _DISCRIMINATORS[cfg.arch](cfg)
+    if cfg.spectral_norm:
+        apply_spectral_norm(D, embeddings=True)
+    return D
 
 
-__all__ = ["Generator", "build_discriminator", "build_generator"]
+def split_logits(out: Tensor) -> tuple[Tensor, Tensor | None]:
+    """D's output -> (adversarial logits (B,), class logits (B, classes) or None).
+
+    AC-GAN's D returns (B, 1 + classes) with the adversarial logit in column 0; every other D returns (B,).
+    """
+    if out.dim() == 1:
+        return out, None
+    return out[:, 0], out[:, 1:]
+
+
+def needs_separate_batches(model: nn.Module | ModelConfig) -> bool:
+    """Whether D must see real and fake in separate forwards: BatchNorm or minibatch std mix a batch's samples."""
+    if isinstance(model, ModelConfig):
+        return model.minibatch_std or (model.arch == "dcgan" and not model.spectral_norm)
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MinibatchStd)) for m in model.modules())
+
+
+__all__ = [
+    "Discriminator",
+    "Generator",
+    "build_discriminator",
+    "build_generator",
+    "needs_separate_batches",
+    "split_logits",
+]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ganforge.config import ModelConfig
-from ganforge.models.base import Generator
-from ganforge.models.conditioning import Projection, with_labels
+from ganforge.models.base import Discriminator, Generator
+from ganforge.models.conditioning import with_labels
+from ganforge.models.layers import MinibatchStd
 
 
 class MLPGenerator(Generator):
-    """z -> width (ReLU) -> width (ReLU) -> C*H*W (tanh), reshaped to (C, H, W)."""
+    """z (+ one-hot class) -> width (ReLU) -> width (ReLU) -> C*H*W (tanh), reshaped to (C, H, W)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
@@ -29,26 +30,21 @@ class MLPGenerator(Generator):
         return self.net(with_labels(z, labels, self.cfg)).view(-1, *self.cfg.shape)
 
 
-class MLPDiscriminator(nn.Module):
-    """C*H*W -> width (ReLU) -> width (ReLU) -> 1 logit (no sigmoid: the losses take logits)."""
+class MLPDiscriminator(Discriminator):
+    """C*H*W -> d_width (ReLU) [+ minibatch std] -> d_width (ReLU) -> logit (no sigmoid: the losses take logits)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg)
+        width = cfg.disc_width
+        std: list[nn.Module] = [MinibatchStd()] if cfg.minibatch_std else []
         self.body = nn.Sequential(
-            nn.Linear(cfg.channels * cfg.image_size**2, cfg.width),
+            nn.Linear(cfg.channels * cfg.image_size**2, width),
             nn.ReLU(),
-            nn.Linear(cfg.width, cfg.width),
+            *std,
+            nn.Linear(width + len(std), width),
             nn.ReLU(),
         )
-        self.head = nn.Linear(cfg.width, 1)
-        self.projection = Projection(cfg.num_classes, cfg.width) if cfg.is_conditional else None
+        self.add_head(width)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        h = self.body(x.flatten(1))  # (B, width)
-        logits = self.head(h).squeeze(1)
-        if self.projection is not None:
-            if labels is None:
-                raise ValueError("a conditional discriminator needs labels")
-            logits = logits + self.projection(h, labels)
-        return logits
+        return self.logits(self.body(x.flatten(1)), labels)  # body: (B, d_width)

@@ -1,0 +1,46 @@
+"""Layers that stabilize D: the minibatch standard deviation feature and spectral normalization."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+class MinibatchStd(nn.Module):
+    """Append the batch's feature spread as one more feature (Karras et al. 2018, "Progressive GANs").
+
+    Samples are split into contiguous groups of `group_size` (the whole batch when it does not divide
+    evenly); each sample gets the mean over features of its group's per-feature std. A collapsed G
+    makes this number small, which D can see. (B, F) -> (B, F + 1); (B, C, H, W) -> (B, C + 1, H, W).
+    """
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch = x.size(0)
+        group = min(self.group_size, batch)
+        if batch % group:
+            group = batch
+        grouped = x.reshape(batch // group, group, -1)  # (groups, group, features)
+        std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # (groups,)
+        feature = std.repeat_interleave(group).to(x.dtype)  # (B,)
+        shape = (batch, 1, *x.shape[2:])
+        return torch.cat([x, feature.view(-1, *[1] * (x.dim() - 1)).expand(shape)], dim=1)
+
+
+def apply_spectral_norm(module: nn.Module, *, embeddings: bool) -> None:
+    """Spectrally normalize every conv and linear layer of `module` in place (Miyato et al. 2018).
+
+    torch's parametrization keeps the power-iteration vectors `_u`, `_v` as buffers, so they are in the
+    state_dict and resume stays exact. `embeddings`: also the projection head's class embedding (as SNGAN's
+    projection D does); G's conditional BatchNorm gains are left alone.
+    """
+    kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+    if embeddings:
+        kinds += (nn.Embedding,)
+    for layer in list(module.modules()):  # a list: registering a parametrization adds submodules
+        if isinstance(layer, kinds):
+            spectral_norm(layer)
