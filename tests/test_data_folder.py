@@ -72,3 +72,29 @@ def test_empty_missing_and_unreadable_folders(tmp_path):
     (tmp_path / "y.png").write_bytes(b"")
     with pytest.raises(DataError, match="none of the 2 image files"):
         load_dataset(f"folder:{tmp_path}")
+
+
+def test_class_subfolders_give_labels(tmp_path):
+    # values tell the classes apart after loading: cat 10, dog 200, eel 90 (one eel file is unreadable)
+    for name in ("c1", "c2"):
+        _save(tmp_path / "cat" / f"{name}.png", "L", (8, 8), 10)
+    _save(tmp_path / "dog" / "d1.png", "L", (8, 8), 200)
+    _save(tmp_path / "eel" / "deeper" / "e1.png", "L", (8, 8), 90)
+    (tmp_path / "eel" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / ".hidden").mkdir()
+    _save(tmp_path / ".hidden" / "h.png", "L", (8, 8), 0)
+    ds = load_dataset(f"folder:{tmp_path}", image_size=8)
+    assert ds.class_names == ("cat", "dog", "eel") and ds.num_classes == 3
+    assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == [0, 0, 1, 2]
+    assert [int(image[0, 0, 0]) for image in ds.images] == [10, 10, 200, 90]
+
+
+def test_images_beside_subfolders_are_unlabeled(tmp_path):
+    _save(tmp_path / "cat" / "c.png", "L", (8, 8))
+    _save(tmp_path / "dog" / "d.png", "L", (8, 8))
+    _save(tmp_path / "loose.png", "L", (8, 8))
+    ds = load_dataset(f"folder:{tmp_path}", image_size=8)
+    assert (ds.labels, ds.num_classes, ds.class_names) == (None, 0, ())
+    # a single subfolder is a place to keep images, not a class
+    _save(tmp_path / "only" / "sub" / "x.png", "L", (8, 8))
+    assert load_dataset(f"folder:{tmp_path / 'only'}", image_size=8).labels is None

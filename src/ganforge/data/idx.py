@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +47,18 @@ def peek_magic(path: str | Path) -> int | None:
     return struct.unpack(">I", head)[0] if len(head) == 4 else None
 
 
-def read_idx(path: str | Path, *, magic: int) -> np.ndarray:
-    """Read an unsigned-byte IDX file into a uint8 array, checking its magic number and its length."""
+ContentCheck = Callable[[Path, bytes], None]  # (path, decompressed bytes); raises DataError to refuse the file
+
+
+def read_idx(path: str | Path, *, magic: int, check: ContentCheck | None = None) -> np.ndarray:
+    """Read an unsigned-byte IDX file into a uint8 array, checking its magic number and its length.
+
+    check: called with the path and the decompressed bytes before parsing (e.g. a digest check).
+    """
     path = Path(path)
     data = _read_bytes(path)
+    if check is not None:
+        check(path, data)
     if len(data) < 4:
         raise DataError(f"{path}: truncated: expected an IDX header, found {len(data)} bytes")
     found = struct.unpack(">I", data[:4])[0]
@@ -69,22 +77,24 @@ def read_idx(path: str | Path, *, magic: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def read_images(path: str | Path) -> np.ndarray:
+def read_images(path: str | Path, *, check: ContentCheck | None = None) -> np.ndarray:
     """(N, H, W) uint8 from an IDX images file."""
-    return read_idx(path, magic=IMAGES_MAGIC)
+    return read_idx(path, magic=IMAGES_MAGIC, check=check)
 
 
-def read_labels(path: str | Path) -> np.ndarray:
+def read_labels(path: str | Path, *, check: ContentCheck | None = None) -> np.ndarray:
     """(N,) uint8 from an IDX labels file."""
-    return read_idx(path, magic=LABELS_MAGIC)
+    return read_idx(path, magic=LABELS_MAGIC, check=check)
 
 
-def read_pair(images_path: str | Path, labels_path: str | Path | None) -> tuple[np.ndarray, np.ndarray | None]:
+def read_pair(
+    images_path: str | Path, labels_path: str | Path | None, *, check: ContentCheck | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Images and (optionally) labels, checking that their counts agree."""
-    images = read_images(images_path)
+    images = read_images(images_path, check=check)
     if labels_path is None:
         return images, None
-    labels = read_labels(labels_path)
+    labels = read_labels(labels_path, check=check)
     if len(labels) != len(images):
         raise DataError(
             f"{labels_path} holds {len(labels)} labels but {images_path} holds {len(images)} images; use matching files"
