@@ -5,14 +5,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from ganforge.errors import GanforgeError
 from ganforge.version import __version__
 
-# Each module defines register(subparsers) and sets `func` (args -> exit code) on its parser.
-SUBCOMMANDS = ("train", "sample", "eval", "serve", "data")
+# Each module defines register(subparsers) and sets `func` (args -> exit code) on its parser. They
+# import torch (and anything else heavy) inside `func`, so that `--help` and `--version` stay fast.
+# A new subcommand is one more module and one more name here.
+SUBCOMMANDS = (
+    "train",
+    "sample",
+    "eval",
+    "serve",
+    "data",
+    "report",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 2 user error)."""
+    """Run the command line; returns the exit code (0 ok, 2 user error, 141 when stdout's reader went away)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader of our output left (`ganforge ... | head`): stop quietly, as Unix tools do, and
+        # point stdout at /dev/null so that the interpreter's final flush does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # stdout is not a file (captured, say): nothing to flush there
+            pass
+        return 128 + 13  # killed by SIGPIPE, as the shell reports it
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
