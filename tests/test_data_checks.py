@@ -114,3 +114,10 @@ def test_check_classes():
         check_classes(_labeled(10), 5)
     with pytest.raises(DataError, match="mnist has no labels, and a conditional model .--num-classes 4. needs them"):
         check_classes(_labeled(0), 4)
+
+
+def test_missing_data_dir_is_not_swallowed_by_the_reference_fallback(tmp_path):
+    from ganforge.metrics.reference import load_reference
+
+    with pytest.raises(DataError, match="does not exist"):
+        load_reference("mnist", data_dir=tmp_path / "nope")

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganforge.data import Dataset, load_dataset, to_float
+from ganforge.data import Dataset, check_data_dir, load_dataset, to_float
 from ganforge.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ def load_reference(
     of the whole set is used (a generator trained on it has seen those images: keep a folder of
     held-out images and pass it as the data spec for a true held-out reference).
     """
+    if data_dir is not None:
+        check_data_dir(data_dir)  # before the mnist fallback below can swallow a mistyped folder
     kind = data.partition(":")[0]
     if data in ("mnist", "mnist-sample"):
         ds = _mnist_test(data_dir)
