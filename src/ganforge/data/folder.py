@@ -87,6 +87,27 @@ def find_images(root: Path) -> list[Path]:
     )
 
 
+def native_shape(root: str | Path, *, probe: int = 64) -> tuple[int, int]:
+    """(channels, size) that a folder's images have: 1 when the first `probe` are all grey, else 3; the most
+    common short side among them. Unreadable files are skipped here and counted by load_folder."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"folder {root} does not exist; pass a folder of images, e.g. folder:./faces")
+    sizes: dict[int, int] = {}
+    all_grey = True
+    for path in find_images(root)[:probe]:
+        try:
+            image, is_grey = _open_image(path)
+        except Exception:  # counted when the folder is loaded
+            continue
+        side = min(image.size)
+        sizes[side] = sizes.get(side, 0) + 1
+        all_grey &= is_grey
+    if not sizes:
+        raise DataError(f"no readable images in {root} (looked for {', '.join(EXTENSIONS)}); pass a folder of images")
+    return (1 if all_grey else 3), max(sizes, key=lambda side: sizes[side])
+
+
 def load_folder(root: str | Path, *, image_size: int | None = None, channels: int | None = None) -> FolderImages:
     """Every readable image under root, center-cropped and resized to image_size, as (N, C, S, S) uint8.
 
@@ -127,6 +148,9 @@ def load_folder(root: str | Path, *, image_size: int | None = None, channels: in
         log.warning(
             "folder:%s: skipped %d unreadable of %d image files (e.g. %s)", root, len(skipped), len(paths), skipped[0]
         )
+
+    if channels == 1 and not all_grey:
+        log.warning("folder:%s holds colour images; converting them to grey (pass --channels 3 to keep colour)", root)
 
     # 2. Conform: one mode, one size (scale the short side, crop the center).
     mode = "L" if (channels or (1 if all_grey else 3)) == 1 else "RGB"
