@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-import ganforge.cli.eval as cli_eval
+import ganforge.metrics
 from ganforge.checkpoint import save_generator
 from ganforge.cli import main
 from ganforge.config import ModelConfig
@@ -118,7 +118,7 @@ def test_too_few_samples_names_the_minimum(generator, digits):
 
 
 def _small_evaluate(monkeypatch):
-    monkeypatch.setattr(cli_eval, "evaluate", functools.partial(evaluate, **SMALL))
+    monkeypatch.setattr(ganforge.metrics, "evaluate", functools.partial(evaluate, **SMALL))
 
 
 def test_cli_eval_a_run_dir_writes_eval_json(tmp_path, generator, monkeypatch, capsys):

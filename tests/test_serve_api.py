@@ -193,7 +193,7 @@ def test_conditional_model_takes_a_class(client_cond):
         ('{"truncation": 1.5}', "truncation: Input should be less than or equal to 1"),
         ('{"truncation": NaN}', "truncation"),
         ('{"truncation": 1e999}', "truncation: Input should be a finite number"),
-        ('{"format": "gif"}', "format: Input should be 'grid', 'zip' or 'json'"),
+        ('{"format": "gif"}', "format: Input should be 'grid', 'zip', 'json' or 'scatter'"),
         ('{"colour": 1}', "colour: unknown field"),
         ("[]", "the body must be a JSON object"),
         ("", "needs a JSON object body"),
@@ -251,19 +251,25 @@ def test_a_form_encoded_body_says_to_send_json(client):
 
 def test_token(G):
     with TestClient(make_app(G, token="s3cret")) as c:
-        for path in ("/healthz", "/v1/model", "/openapi.json"):
+        for path in ("/v1/model", "/openapi.json"):
             r = c.get(path)
-            assert r.status_code == 401 and "Authorization: Bearer" in r.json()["message"]
+            assert r.status_code == 401 and r.json()["message"].startswith("missing token")
+            assert "Authorization: Bearer" in r.json()["message"]
             assert r.headers["www-authenticate"] == "Bearer"
-            assert c.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert c.get(path, headers={"Authorization": "Basic s3cret"}).status_code == 401
+            wrong = c.get(path, headers={"Authorization": "Bearer wrong"})
+            assert wrong.status_code == 401 and wrong.json()["message"].startswith("wrong token")
+            basic = c.get(path, headers={"Authorization": "Basic s3cret"})
+            assert basic.status_code == 401 and "Basic scheme" in basic.json()["message"]
             assert c.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        # A load balancer's health probe carries no token, and often uses HEAD.
+        assert c.get("/healthz").json() == {"status": "ok"} and c.head("/healthz").status_code == 200
         assert c.post("/v1/generate", json={"n": 1}).status_code == 401
         ok = c.post("/v1/generate", json={"n": 1}, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
         assert c.get("/v1/nothing").status_code == 401  # no probing of paths either
         # The page's own files hold no data; the page sends the token from sessionStorage.
         assert c.get("/").status_code == 200 and c.get("/static/app.js").status_code == 200
+        assert c.get("/favicon.ico").status_code == 200
 
 
 def test_page_and_static_files_are_served(client):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ganforge.data import DOWNLOADABLE, list_sources, prepare
+# ganforge.data.DOWNLOADABLE, written out so that `--help` needs no torch (a test keeps them equal).
+DOWNLOADABLE = ("mnist", "fashion-mnist")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,6 +40,8 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from ganforge.data import list_sources
+
     rows = list_sources(args.data_dir)
     widths = [max(len(row[key]) for row in rows) for key in ("spec", "description")]
     print(f"{'SPEC':<{widths[0]}}  {'DESCRIPTION':<{widths[1]}}  FOUND")
@@ -48,6 +51,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from ganforge.data import prepare
+
     folder = prepare(args.name, data_dir=args.data_dir)
     print(f"{args.name}: {folder}", file=sys.stdout)
     return 0

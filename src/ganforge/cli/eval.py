@@ -6,16 +6,17 @@ import argparse
 import json
 from pathlib import Path
 
-from ganforge.checkpoint import load_generator, resolve_generator_path
-from ganforge.cli.common import add_device_arg
-from ganforge.device import resolve_device
+from ganforge.cli.common import add_device_arg, add_max_n_arg, check_n, progress_bars
 from ganforge.errors import ConfigError
-from ganforge.io import write_text_atomic
-from ganforge.metrics import EXTRACTORS, evaluate, format_table
+
+# ganforge.metrics.EXTRACTORS, written out so that `--help` needs no torch (a test keeps them equal).
+EXTRACTOR_NAMES = ("mnist", "fashion-mnist", "inception")
 
 DESCRIPTION = """Score a generator (a run directory or a generator.safetensors file) or a folder of images
 with ganforge's offline metrics: FID and KID on a shipped feature extractor, precision/recall,
 density/coverage, a classifier score and mode coverage, against the data set's reference split.
+A run directory gets RUN/eval.json; for a bare generator file or a folder, the table is printed
+and JSON is written only with --json.
 
   ganforge eval runs/dcgan                 # 10,000 samples; writes runs/dcgan/eval.json
   ganforge eval --images out/ --data mnist --json out.json
@@ -32,13 +33,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run", nargs="?", metavar="RUN_OR_FILE", help="a run directory or a generator file")
     parser.add_argument("--images", metavar="DIR", help="score this folder of images instead of a generator")
     parser.add_argument("--n", type=int, default=10_000, help="number of samples (default 10000)")
-    parser.add_argument("--json", metavar="FILE", help="where to write the result (default: RUN/eval.json)")
+    add_max_n_arg(parser)
+    parser.add_argument(
+        "--json", metavar="FILE", help="where to write the result (default: RUN/eval.json for a run directory)"
+    )
     parser.add_argument(
         "--data", metavar="SPEC", help="data spec of the reference (default: the generator's, else mnist)"
     )
     parser.add_argument("--data-dir", metavar="DIR", help="where the data set's files are")
     parser.add_argument(
-        "--extractor", metavar="NAME", help=f"feature extractor: {', '.join(EXTRACTORS)} (default: by data)"
+        "--extractor", metavar="NAME", help=f"feature extractor: {', '.join(EXTRACTOR_NAMES)} (default: by data)"
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=500, help="batch size for sampling and features")
@@ -46,23 +50,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def json_target(args: argparse.Namespace) -> Path | None:
+    """Where the result goes: --json, else RUN/eval.json for a run directory, else nowhere (print only)."""
+    if args.json is not None:
+        path = Path(args.json)
+        if not args.json.strip() or args.json.endswith(("/", "\\")) or path.is_dir():
+            raise ConfigError(f"--json {args.json!r} is a folder; pass a file name such as {path / 'eval.json'}")
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"--json {args.json} is not a regular file; pass a file name")
+        return path
+    if args.run is not None and Path(args.run).is_dir():
+        return Path(args.run) / "eval.json"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    # 1. Every check that needs no model or data, before the (long) evaluation.
     if (args.run is None) == (args.images is None):
         raise ConfigError("pass a run directory or generator file, or --images DIR (one of them)")
+    check_n(args.n, args.max_n)
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1; got {args.batch_size}")
+    if args.images is not None and not Path(args.images).is_dir():
+        raise ConfigError(f"--images {args.images} is not a folder; pass a folder of image files")
+    json_path = json_target(args)
+
+    from ganforge.checkpoint import load_generator
+    from ganforge.device import resolve_device
+    from ganforge.io import write_text_atomic
+    from ganforge.metrics import evaluate, format_table
+
+    # 2. The evaluation, with progress bars on a terminal.
     device = resolve_device(args.device)
-    json_path = Path(args.json) if args.json else None
     common = dict(
         data_dir=args.data_dir, n=args.n, extractor=args.extractor, seed=args.seed, batch_size=args.batch_size,
-        device=device,
+        device=device, on_progress=progress_bars(),
     )  # fmt: skip
     if args.run is not None:
         generator = load_generator(args.run, device=device)
-        if json_path is None:
-            json_path = resolve_generator_path(args.run).parent / "eval.json"
         result = evaluate(generator, data=args.data, **common)
     else:
-        if not Path(args.images).is_dir():
-            raise ConfigError(f"--images {args.images} is not a folder; pass a folder of image files")
         result = evaluate(images=args.images, data=args.data or "mnist", **common)
     print(format_table(result))
     if json_path is not None:

@@ -4,34 +4,83 @@ from __future__ import annotations
 
 import argparse
 
-from ganforge.checkpoint import load_generator
-from ganforge.cli.common import add_device_arg
-from ganforge.device import resolve_device
-from ganforge.sample import save_samples
+from ganforge.cli.common import add_device_arg, add_max_n_arg, check_n
+from ganforge.errors import ConfigError
+
+DESCRIPTION = """Write a grid (PNG, or JPEG for FILE.jpg), or single PNGs with --out DIR/, from a run
+directory or generator file. Every image carries its provenance (PNG text chunks; for JPEG, JSON
+in the comment segment): the generator's sha256, seed, index, truncation and class, enough to
+draw it again. For a 2-D (toy) model, writes a scatter plot of the points over the data's modes.
+
+  ganforge sample runs/seed --n 25 --seed 7 --out grid.png
+  ganforge sample runs/cgan --per-class --out classes.png   # one row per class
+"""
+
+GRID_N = 25  # default --n: a 5x5 grid
+PER_CLASS_N = 10  # default --n with --per-class: images a class (a row)
+POINTS_N = 2_500  # default --n for a 2-D model: the sample count of PacGAN's toy benchmark
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sample",
         help="write samples from a generator",
-        description="Write a grid PNG (or single PNGs with --out DIR/) from a run directory or generator file.",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("generator", metavar="RUN_OR_FILE", help="run directory or generator.safetensors")
-    p.add_argument("--n", type=int, default=25, help="number of images (default 25)")
-    p.add_argument("--out", default="samples.png", help="FILE.png for a grid, DIR/ for single images")
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help=f"number of images (default {GRID_N}; with --per-class, images a class, default {PER_CLASS_N}; "
+        f"points of a 2-D model, default {POINTS_N})",
+    )
+    add_max_n_arg(p)
+    p.add_argument("--out", default="samples.png", help="FILE.png (or .jpg) for a grid, DIR/ for single PNGs")
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same images")
     p.add_argument("--truncation", type=float, default=1.0, help="latent scale psi in (0, 1]")
     p.add_argument("--class", dest="label", type=int, default=None, help="class for a conditional generator")
+    p.add_argument(
+        "--per-class", action="store_true", help="a grid with one row for each class of a conditional generator"
+    )
     p.add_argument("--nrow", type=int, default=None, help="images a row in the grid (default: square)")
     add_device_arg(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # 1. Check what needs no model, before loading torch and the file.
+    if args.n is not None:
+        check_n(args.n, args.max_n)
+    if args.nrow is not None and args.nrow < 1:
+        raise ConfigError(f"--nrow (images a row) must be at least 1; got {args.nrow}")
+    if args.per_class and args.label is not None:
+        raise ConfigError("--per-class draws every class; drop --class")
+    if not str(args.out).strip():
+        raise ConfigError("--out is empty; pass FILE.png (or .jpg) for a grid, or DIR/ for single images")
+
+    from ganforge.checkpoint import load_generator
+    from ganforge.device import resolve_device
+    from ganforge.images import is_points
+    from ganforge.sample import check_out, save_samples
+
+    # 2. Load G; then the checks that depend on it (a 2-D model, its classes).
     G = load_generator(args.generator, device=resolve_device(args.device))
+    points = is_points(G.cfg.shape)
+    check_out(args.out, points=points)
+    n = args.n if args.n is not None else POINTS_N if points else PER_CLASS_N if args.per_class else GRID_N
+    total = n * max(1, G.cfg.num_classes) if args.per_class else n
+    if total > args.max_n:
+        raise ConfigError(
+            f"--per-class --n {n} draws {total:,} images ({G.cfg.num_classes} classes), over the maximum of "
+            f"{args.max_n:,}; pass a smaller --n, or --max-n {total}"
+        )
     paths = save_samples(
-        G, args.out, args.n, seed=args.seed, truncation=args.truncation, labels=args.label, nrow=args.nrow
-    )
+        G, args.out, n, seed=args.seed, truncation=args.truncation, labels=args.label, nrow=args.nrow,
+        per_class=args.per_class,
+    )  # fmt: skip
     where = paths[0] if len(paths) == 1 else f"{len(paths)} files in {paths[0].parent}"
-    print(f"wrote {args.n} samples (seed {args.seed}) to {where}")
+    what = f"{n} points" if points else f"{n} samples a class" if args.per_class else f"{n} samples"
+    print(f"wrote {what} (seed {args.seed}) to {where}")
     return 0

@@ -9,13 +9,8 @@ import logging
 import os
 import socket
 
-import uvicorn
-from uvicorn.supervisors import Multiprocess
-
 from ganforge.cli.common import add_device_arg
-from ganforge.device import resolve_device
 from ganforge.errors import ConfigError
-from ganforge.serve.worker import SETTINGS_VAR, build_app
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers", type=int, default=1, help="server processes sharing the port, each with its own copy of G"
+    )
+    p.add_argument(
+        "--access-log", action="store_true", help="log one line a request on stderr (uvicorn's access log; off)"
     )
     add_device_arg(p)
     p.set_defaults(func=run)
@@ -71,6 +69,16 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1 or args.workers < 1:
         raise ConfigError(f"--threads and --workers must be at least 1; got {args.threads} and {args.workers}")
 
+    try:
+        import uvicorn
+        from uvicorn.supervisors import Multiprocess
+    except ModuleNotFoundError as e:
+        raise ConfigError(
+            f"the server needs the 'serve' extra ({e.name} is missing); pip install 'ganforge[serve]'"
+        ) from e
+    from ganforge.device import resolve_device
+    from ganforge.serve.worker import SETTINGS_VAR, build_app
+
     # 2. Load the model once; the app holds it. Worker processes rebuild it from the same settings.
     settings = {
         "generator": str(args.generator), "token": args.token, "max_n": args.max_n, "max_steps": args.max_steps,
@@ -92,14 +100,15 @@ def run(args: argparse.Namespace) -> int:
         port = sock.getsockname()[1]
         url_host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
         log.info("serving %s (sha256 %s) on http://%s:%d/", args.generator, G.sha256[:12], url_host, port)
+        # uvicorn logs its access lines at INFO, so the access log needs that level.
+        logging_options = {"log_level": "info" if args.access_log else "warning", "access_log": args.access_log}
         if args.workers == 1:
-            uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).run(sockets=[sock])
+            uvicorn.Server(uvicorn.Config(app, **logging_options)).run(sockets=[sock])
             return 0
         # Several processes: each worker imports the factory and loads G itself (spawned, not forked).
         os.environ[SETTINGS_VAR] = json.dumps(settings)
         config = uvicorn.Config(
-            "ganforge.serve.worker:app_from_env", factory=True, workers=args.workers, log_level="warning",
-            access_log=False,
-        )  # fmt: skip
+            "ganforge.serve.worker:app_from_env", factory=True, workers=args.workers, **logging_options
+        )
         Multiprocess(config, sockets=[sock]).run()
     return 0

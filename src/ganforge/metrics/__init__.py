@@ -30,7 +30,7 @@ from ganforge.metrics.fid import frechet_distance, frechet_from_stats
 from ganforge.metrics.reference import REFERENCE_COUNT, load_reference
 from ganforge.metrics.report import format_table
 from ganforge.models import Generator
-from ganforge.sample import sample
+from ganforge.sample import GENERATE_CHUNK, class_labels, generate, latents
 from ganforge.version import __version__
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,21 @@ def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
     return max([need.get(name, 1) for name in names], default=1)
 
 
+def _sample_in_batches(
+    G: Generator, n: int, seed: int, batch_size: int, on_batch: Callable[[int, int], None] | None
+) -> Tensor:
+    """What `sample(G, n, seed=seed)` returns, bit for bit (G runs in fixed chunks), drawn batch by batch."""
+    z, labels = latents(n, G.cfg.z_dim, seed=seed), class_labels(G, n, None)
+    block = -(-batch_size // GENERATE_CHUNK) * GENERATE_CHUNK  # whole chunks: the same chunks as one call
+    out = []
+    for start in range(0, n, block):
+        y = None if labels is None else labels[start : start + block]
+        out.append(generate(G, z[start : start + block], y))
+        if on_batch is not None:
+            on_batch(min(start + block, n), n)
+    return torch.cat(out)
+
+
 def _generated_images(
     G: Generator | None,
     images: Tensor | str | Path | None,
@@ -129,6 +144,8 @@ def _generated_images(
     seed: int,
     image_size: int | None,
     channels: int | None,
+    batch_size: int = 500,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[Tensor, dict[str, Any]]:
     """(images in [-1, 1], what they came from) from a generator (sampled in eval mode) or given images."""
     if images is not None:
@@ -145,7 +162,7 @@ def _generated_images(
     was_training = G.training
     G.eval()
     try:
-        x = sample(G, n, seed=seed)
+        x = _sample_in_batches(G, n, seed, batch_size, on_batch)
     finally:
         G.train(was_training)
     info = {"sha256": getattr(G, "sha256", None), "provenance": getattr(G, "provenance", None)}
@@ -167,12 +184,14 @@ def evaluate(
     kid_subset_size: int = kid.SUBSET_SIZE,
     reference_count: int = REFERENCE_COUNT,
     device: str | torch.device = "cpu",
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score a generator (a module, run dir or generator file) or images (a tensor in [-1, 1] or a folder).
 
     data: the data spec whose reference set to score against; default: the generator's training data
     (its provenance), else mnist. Returns the eval.json dict (see DESIGN.md); metrics that were not
-    asked for are None.
+    asked for are None. on_progress(stage, done, total): called as the long stages go (sampling,
+    features, the first reference build), for the caller's progress bar.
 
     Example:
         >>> result = ganforge.evaluate("runs/dcgan", n=10_000)
@@ -187,6 +206,14 @@ def evaluate(
         raise ConfigError(f"unknown metrics {unknown}; use some of {', '.join(METRICS)}")
     if n < 1:
         raise ConfigError(f"number of samples must be positive; got {n}")
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1; got {batch_size}")
+
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        if on_progress is None:
+            return None
+        return lambda done, total: on_progress(name, done, total)
+
     if isinstance(generator, (str, Path)):
         generator = load_generator(generator)
     if data is None:
@@ -210,7 +237,9 @@ def evaluate(
     channels = None if net is None else net.input_shape[0]
 
     # 2. The generated images and the reference set.
-    fake_images, source = _generated_images(generator, images, n, seed, image_size, channels)
+    fake_images, source = _generated_images(
+        generator, images, n, seed, image_size, channels, batch_size, stage("sampling")
+    )
     n_fake = int(fake_images.shape[0])
     if n_fake < minimum:
         raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
@@ -231,10 +260,14 @@ def evaluate(
 
         toy_info: tuple[Tensor, float] | None = (centers, std)
     else:
-        fake, probs = extract(fake_images, net, batch_size=batch_size, device=device)
+        fake, probs = extract(fake_images, net, batch_size=batch_size, device=device, on_batch=stage("features"))
 
         def compute() -> ReferenceStats:
-            feats, ref_probs = extract(ref.images, net, batch_size=batch_size, device=device)
+            log.info("building the %s reference features (%d images) once; later runs read them from the cache",
+                     ref.name, ref.count)  # fmt: skip
+            feats, ref_probs = extract(
+                ref.images, net, batch_size=batch_size, device=device, on_batch=stage("reference features")
+            )
             hist = modes.class_histogram(modes.predicted_classes(ref_probs), net.num_classes)
             return compute_stats(feats, hist)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -53,9 +54,19 @@ def prepare_images(images: Tensor, extractor: Extractor) -> Tensor:
 
 @torch.no_grad()
 def extract(
-    images: Tensor, extractor: Extractor, *, batch_size: int = 500, device: str | torch.device = "cpu"
+    images: Tensor,
+    extractor: Extractor,
+    *,
+    batch_size: int = 500,
+    device: str | torch.device = "cpu",
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(features (N, D) float32, class probabilities (N, K) float32) of images in [-1, 1]."""
+    """(features (N, D) float32, class probabilities (N, K) float32) of images in [-1, 1].
+
+    on_batch(done, total): called after each batch with the images done so far, for a progress bar.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1; got {batch_size}")
     x = prepare_images(images, extractor)
     net = extractor.net.to(device).eval()
     features, probs = [], []
@@ -63,6 +74,8 @@ def extract(
         h, logits = net(x[start : start + batch_size].to(device))
         features.append(h.float().cpu())
         probs.append(logits.float().softmax(1).cpu())
+        if on_batch is not None:
+            on_batch(min(start + batch_size, x.size(0)), x.size(0))
     if not features:
         return np.zeros((0, extractor.feature_dim), np.float32), np.zeros((0, extractor.num_classes), np.float32)
     return torch.cat(features).numpy(), torch.cat(probs).numpy()

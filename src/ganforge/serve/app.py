@@ -1,9 +1,10 @@
 """The HTTP API and web page for one generator: `make_app(G)` returns a FastAPI app.
 
-Endpoints: GET /healthz, GET /v1/model, POST /v1/generate, POST /v1/interpolate, GET /openapi.json,
-and the page at / (with /static/*). Errors are JSON `{"error": code, "message": text}`; bad input
-is a 4xx, never a 500. With a token, every request but the page's own files must send
-`Authorization: Bearer TOKEN`; the page reads it once from `/?token=TOKEN` into sessionStorage.
+Endpoints: GET|HEAD /healthz, GET /v1/model, POST /v1/generate, POST /v1/interpolate, GET
+/openapi.json, and the page at / (with /static/* and /favicon.ico). Errors are JSON
+`{"error": code, "message": text}`; bad input is a 4xx, never a 500. With a token, every request
+but the page's own files and /healthz (which reveals nothing, and load balancers probe it) must
+send `Authorization: Bearer TOKEN`; the page reads it once from `/?token=TOKEN` into sessionStorage.
 Swagger's /docs is off: it loads its scripts from a CDN, and the server works offline.
 """
 
@@ -32,19 +33,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from torch import Tensor
 
 from ganforge.errors import ConfigError, GanforgeError
-from ganforge.images import make_grid, png_bytes, to_uint8
+from ganforge.images import grid_nrow, is_points, make_grid, png_bytes, provenance, to_uint8, toy_scatter_bytes
 from ganforge.models import Generator
-from ganforge.sample import MAX_SEED, class_labels, latents, provenance_text, slerp
+from ganforge.sample import MAX_SEED, class_labels, class_text, generator_modes, latents, slerp
 from ganforge.serve.batching import MicroBatcher
 from ganforge.version import __version__
 
 log = logging.getLogger(__name__)
 
-Format = Literal["grid", "zip", "json"]
-STATIC_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+Format = Literal["grid", "zip", "json", "scatter"]
+STATIC_FILES = {
+    "index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml",
+}  # fmt: skip
+OPEN_PATHS = ("/", "/healthz", "/favicon.ico")  # with /static/*: no token needed, they hold no data
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "A PNG grid (format=grid), a zip of PNGs (zip) or JSON with base64 PNGs (json)",
+        "description": "A PNG grid (format=grid), a zip of PNGs (zip), JSON with base64 PNGs (json), "
+        "or for a 2-D (toy) model a PNG scatter plot of the points over the data's modes (scatter)",
         "content": {"image/png": {}, "application/zip": {}, "application/json": {}},
     }
 }
@@ -56,6 +61,11 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 
 def _request_models(num_classes: int, max_n: int, max_steps: int) -> tuple[type[BaseModel], type[BaseModel]]:
     """Request bodies with this app's limits, so that the OpenAPI spec states them."""
+
+    if num_classes:
+        class_help = f"class for this conditional model, 0..{num_classes - 1}; leave out to cycle through them"
+    else:
+        class_help = "this model is unconditional: leave out (or null)"
 
     def check_class(value: int | None) -> int | None:
         if value is None:
@@ -70,10 +80,12 @@ def _request_models(num_classes: int, max_n: int, max_steps: int) -> tuple[type[
         model_config = ConfigDict(strict=True, extra="forbid")
 
         truncation: float = Field(1.0, gt=0, le=1, allow_inf_nan=False, description="psi: scales the latents")
-        class_: int | None = Field(
-            None, alias="class", description=f"class for a conditional model, 0..{max(num_classes - 1, 0)}"
+        class_: int | None = Field(None, alias="class", description=class_help)
+        format: Format = Field(
+            "grid",
+            description="grid: one PNG; zip: one PNG an image; json: base64 PNGs; "
+            "scatter: a PNG plot of a 2-D (toy) model's points",
         )
-        format: Format = Field("grid", description="grid: one PNG; zip: one PNG an image; json: base64 PNGs")
 
         _check_class = field_validator("class_")(check_class)
 
@@ -129,10 +141,10 @@ class _Guard:
             return
         headers = dict(scope["headers"])
         path = scope["path"]
-        is_open = path == "/" or path.startswith("/static/")  # the page's own files hold no data
-        if self.token is not None and not is_open and not self._authorized(headers.get(b"authorization", b"")):
-            message = "missing or wrong token; send the header 'Authorization: Bearer TOKEN'"
-            response = _error(401, "unauthorized", message)
+        is_open = path in OPEN_PATHS or path.startswith("/static/")
+        refusal = None if self.token is None or is_open else self._refusal(headers.get(b"authorization"))
+        if refusal is not None:
+            response = _error(401, "unauthorized", refusal)
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
             return
@@ -171,10 +183,16 @@ class _Guard:
         message = f"request body is over {self.max_body_bytes} bytes; send less"
         await _error(413, "body_too_large", message)(scope, receive, send)
 
-    def _authorized(self, header: bytes) -> bool:
+    def _refusal(self, header: bytes | None) -> str | None:
+        """Why a request's Authorization header is refused, or None when it carries the token."""
+        if not header:
+            return "missing token; send the header 'Authorization: Bearer TOKEN'"
         scheme, _, value = header.decode("latin-1").partition(" ")
-        expected = (self.token or "").encode()
-        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected)
+        if scheme.lower() != "bearer":
+            return f"the Authorization header uses {scheme or 'no'} scheme; send 'Authorization: Bearer TOKEN'"
+        if not hmac.compare_digest(value.strip().encode("latin-1"), (self.token or "").encode("latin-1")):
+            return "wrong token; send the token the server was started with, as 'Authorization: Bearer TOKEN'"
+        return None
 
 
 @dataclass(frozen=True)
@@ -184,7 +202,10 @@ class _Output:
     fmt: Format
     name: str  # file stem: seed7, interp1-2
     seed: int  # the seed in the provenance chunks (seed_a for an interpolation)
-    extra_text: dict[str, str]  # more PNG text chunks: truncation, class, the interpolation path
+    truncation: float
+    label: str | None  # the class as provenance records it: "3", "cycle", or None (unconditional)
+    classes: list[int] | None  # each image's class, for single images' provenance
+    extra_text: dict[str, str]  # more PNG text chunks: the interpolation path
     meta: dict[str, Any]  # echoed in the JSON reply
     nrow: int | None = None
 
@@ -192,12 +213,22 @@ class _Output:
 def _encode(G: Generator, images: Tensor, out: _Output) -> bytes:
     """On the worker thread: images (N, C, H, W) -> the reply's body; every PNG has provenance chunks."""
 
-    def text(index: int | str) -> dict[str, str]:
-        return {**provenance_text(G, seed=out.seed, index=index), **out.extra_text}
+    def text(index: int | str, label: str | int | None = out.label, nrow: int | None = None) -> dict[str, str]:
+        return provenance(
+            generator_sha256=G.sha256, seed=out.seed, index=index, truncation=out.truncation, label=label,
+            nrow=nrow, extra=out.extra_text,
+        )  # fmt: skip
 
+    n = images.size(0)
+    if out.fmt == "scatter":
+        extra = {"ganforge:plot": "scatter of 2-D points"}
+        body = text(f"0-{n - 1}") | extra
+        return toy_scatter_bytes(images.reshape(n, 2), generator_modes(G), body, title=out.name)
     if out.fmt == "grid":
-        return png_bytes(make_grid(images, nrow=out.nrow), text(f"0-{images.size(0) - 1}"))
-    pngs = [png_bytes(pixels, text(i)) for i, pixels in enumerate(to_uint8(images))]
+        nrow = grid_nrow(n, out.nrow)
+        return png_bytes(make_grid(images, nrow=nrow), text(f"0-{n - 1}", nrow=nrow))
+    labels: list[int] | list[None] = out.classes or [None] * n
+    pngs = [png_bytes(pixels, text(i, labels[i])) for i, pixels in enumerate(to_uint8(images))]
     if out.fmt == "zip":
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
@@ -241,7 +272,7 @@ def make_app(
     log.debug("serving generator %s; batching %s", G.sha256, batcher.batching)
     static = _static_files()
     GenerateRequest, InterpolateRequest = _request_models(cfg.num_classes, max_n, max_steps)
-    media = {"grid": "image/png", "zip": "application/zip", "json": "application/json"}
+    media = {"grid": "image/png", "zip": "application/zip", "json": "application/json", "scatter": "image/png"}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -275,22 +306,25 @@ def make_app(
         response.headers.update(exc.headers or {})
         return response
 
+    points = is_points(cfg.shape)
+
     async def respond(z: Tensor, labels: Tensor | None, out: _Output) -> Response:
+        if out.fmt == "scatter" and not points:
+            raise ConfigError("format 'scatter' is for 2-D (toy) models; use grid, zip or json")
         body = await batcher.generate(z, labels, post=lambda images: _encode(G, images, out))
         headers = {"Content-Disposition": f'attachment; filename="{out.name}.zip"'} if out.fmt == "zip" else None
         return Response(body, media_type=media[out.fmt], headers=headers)
 
-    def extra_text(req: Any) -> dict[str, str]:
-        text = {"ganforge:truncation": repr(req.truncation)}
-        if req.class_ is not None:
-            text["ganforge:class"] = str(req.class_)
-        return text
+    def output(req: Any, labels: Tensor | None, name: str, seed: int, meta: dict[str, Any], **more: Any) -> _Output:
+        classes = None if labels is None else [int(c) for c in labels.tolist()]
+        label = class_text(G, req.class_)
+        return _Output(req.format, name, seed, req.truncation, label, classes, meta=meta, **more)
 
     async def generate(req: Any) -> Response:
         labels = class_labels(G, req.n, req.class_)
         z = latents(req.n, cfg.z_dim, seed=req.seed, truncation=req.truncation)
         meta = {"seed": req.seed, "n": req.n, "truncation": req.truncation, "class": req.class_}
-        return await respond(z, labels, _Output(req.format, f"seed{req.seed}", req.seed, extra_text(req), meta))
+        return await respond(z, labels, output(req, labels, f"seed{req.seed}", req.seed, meta, extra_text={}))
 
     async def interpolate(req: Any) -> Response:
         labels = class_labels(G, req.steps, req.class_)
@@ -298,11 +332,11 @@ def make_app(
         z_b = latents(1, cfg.z_dim, seed=req.seed_b, truncation=req.truncation)[0]
         z = slerp(z_a, z_b, torch.linspace(0, 1, req.steps))
         path = f"slerp from seed {req.seed_a} to seed {req.seed_b} in {req.steps} steps"
-        extra = {**extra_text(req), "ganforge:interpolation": path, "ganforge:seed_b": str(req.seed_b)}
+        extra = {"ganforge:interpolation": path, "ganforge:seed_b": str(req.seed_b)}
         meta = {"seed_a": req.seed_a, "seed_b": req.seed_b, "steps": req.steps, "truncation": req.truncation}
         meta["class"] = req.class_
         name = f"interp{req.seed_a}-{req.seed_b}"
-        return await respond(z, labels, _Output(req.format, name, req.seed_a, extra, meta, nrow=req.steps))
+        return await respond(z, labels, output(req, labels, name, req.seed_a, meta, extra_text=extra, nrow=req.steps))
 
     # FastAPI reads the body type from the annotation; these models are built per app, so set it here.
     _route(app, "/v1/generate", generate, GenerateRequest, "Generate images for a seed")
@@ -310,7 +344,11 @@ def make_app(
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
+        """Liveness: always open, even with a token (it reveals nothing); HEAD answers 200 too."""
         return {"status": "ok"}
+
+    # Load balancers often probe with HEAD; one route for both methods would share an OpenAPI operation id.
+    app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
 
     @app.get("/v1/model")
     async def model() -> dict[str, Any]:
@@ -321,6 +359,7 @@ def make_app(
             "image_size": cfg.image_size,
             "channels": cfg.channels,
             "is_conditional": cfg.is_conditional,
+            "is_points": points,
             "classes": list(range(cfg.num_classes)),
             "provenance": G.provenance,
             "limits": {"max_n": max_n, "max_steps": max_steps, "max_body_bytes": max_body_bytes},
@@ -331,6 +370,11 @@ def make_app(
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
         return Response(static["index.html"], media_type="text/html; charset=utf-8")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        # Browsers ask for /favicon.ico whatever the page says; answer it rather than log a 404.
+        return Response(static["favicon.svg"], media_type="image/svg+xml")
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static_file(name: str) -> Response:

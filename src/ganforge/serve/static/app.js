@@ -6,6 +6,8 @@
   const TOKEN_KEY = "ganforge-token";
   const latest = { samples: 0, interp: 0 };
   let frames = [];
+  let isPoints = false; // a 2-D (toy) model: its samples are points, shown as one scatter plot
+  let scatterUrl = null;
 
   // A token comes once as /?token=T; keep it for this tab only and drop it from the address bar.
   const query = new URLSearchParams(location.search);
@@ -22,7 +24,7 @@
     el.classList.toggle("error", isError);
   }
 
-  async function api(path, body) {
+  async function request(path, body) {
     const headers = {};
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = "Bearer " + token;
@@ -37,9 +39,15 @@
       $("token-form").hidden = false;
       throw new Error("this server needs a token");
     }
-    const data = await res.json().catch(() => null);
-    if (!res.ok) throw new Error((data && data.message) || `HTTP ${res.status}`);
-    return data;
+    if (!res.ok) {
+      const data = await res.json().catch(() => null);
+      throw new Error((data && data.message) || `HTTP ${res.status}`);
+    }
+    return res;
+  }
+
+  async function api(path, body) {
+    return (await request(path, body)).json();
   }
 
   function seedOf(id) {
@@ -76,9 +84,23 @@
     return img;
   }
 
+  async function showScatter(seed) {
+    const id = latest.samples;
+    const fields = { n: Number($("count").value), ...options(), format: "scatter" };
+    const blob = await (await request("/v1/generate", jsonBody(fields, { seed }))).blob();
+    if (id !== latest.samples) return;
+    if (scatterUrl) URL.revokeObjectURL(scatterUrl);
+    scatterUrl = URL.createObjectURL(blob);
+    const img = $("scatter");
+    img.src = scatterUrl;
+    img.hidden = false;
+    $("grid").dataset.seed = seed;
+  }
+
   async function showSamples() {
     const id = ++latest.samples;
     const seed = seedOf("seed");
+    if (isPoints) return showScatter(seed);
     const data = await api("/v1/generate", jsonBody({ n: Number($("count").value), ...options() }, { seed }));
     if (id !== latest.samples) return; // a newer request has been sent
     const grid = $("grid");
@@ -97,6 +119,7 @@
   }
 
   async function showInterpolation() {
+    if (isPoints) return; // a path of 2-D points has no frames to show
     const id = ++latest.interp;
     const seeds = { seed_a: seedOf("seed-a"), seed_b: seedOf("seed-b") };
     const data = await api("/v1/interpolate", jsonBody({ steps: Number($("steps").value), ...options() }, seeds));
@@ -120,6 +143,7 @@
   function showModel(model) {
     const cfg = model.config;
     const kind = model.is_conditional ? `${cfg.num_classes} classes` : "unconditional";
+    isPoints = Boolean(model.is_points);
     $("summary").textContent =
       `${cfg.arch} · ${cfg.image_size}×${cfg.image_size} · ${cfg.channels} channel(s) · ${kind} · ` +
       `sha256 ${model.sha256.slice(0, 12)}…`;
@@ -144,6 +168,15 @@
       const picker = $("class");
       picker.replaceChildren(new Option("all (cycle)", ""), ...model.classes.map((c) => new Option(String(c), String(c))));
       document.querySelector(".class-picker").hidden = false;
+    }
+    if (isPoints) {
+      // Points: a scatter plot needs many of them; offer counts up to the server's limit.
+      const counts = [64, 256, 1024, 4096].filter((c) => c <= model.limits.max_n);
+      if (!counts.includes(model.limits.max_n)) counts.push(model.limits.max_n);
+      $("count").replaceChildren(...counts.map((c) => new Option(String(c), String(c))));
+      $("count").value = String(counts[counts.length - 1]);
+      $("interp-section").hidden = true;
+      $("grid").hidden = true;
     }
     $("count").querySelectorAll("option").forEach((o) => (o.disabled = Number(o.value) > model.limits.max_n));
     $("steps").max = String(model.limits.max_steps);
