@@ -110,21 +110,21 @@ def test_dcgan_keeps_its_layers(size):
 
 
 def resnet_28_params(z_dim, w, channels, d_w):
-    """ResNet parameter counts for 28x28 by hand, from the module docstring's description."""
+    """ResNet parameter counts for 28x28 by hand: G 2w at 7x7, w at 14x14, w/2 at 28x28; D the mirror image."""
 
     def up(c_in, c_out):  # two BatchNorms, two 3x3 convs, a 1x1 shortcut
         return 2 * c_in + (9 * c_in * c_out + c_out) + 2 * c_out + (9 * c_out * c_out + c_out) + (c_in * c_out + c_out)
 
-    def down(c_in, c_out, shortcut):
-        return (9 * c_in * c_out + c_out) + (9 * c_out * c_out + c_out) + shortcut * (c_in * c_out + c_out)
+    def down(c_in, c_out):  # two 3x3 convs, a 1x1 shortcut (every block here changes shape)
+        return (9 * c_in * c_out + c_out) + (9 * c_out * c_out + c_out) + (c_in * c_out + c_out)
 
-    g = (z_dim + 1) * 4 * w * 49 + up(4 * w, 2 * w) + up(2 * w, w) + 2 * w + (9 * w * channels + channels)
-    d = down(channels, d_w, True) + down(d_w, 2 * d_w, True) + down(2 * d_w, 2 * d_w, False) + (2 * d_w + 1)
+    g = (z_dim + 1) * 2 * w * 49 + up(2 * w, w) + up(w, w // 2) + 2 * (w // 2) + (9 * (w // 2) * channels + channels)
+    d = down(channels, d_w // 2) + down(d_w // 2, d_w) + down(d_w, 2 * d_w) + (2 * d_w + 1)
     return g, d
 
 
-# Parameter counts on 28x28 greyscale, z_dim 64 (G / D): width 32: 557,377 / 141,089; width 64: 1,411,713 / 562,753
-# (DCGAN preset, width 32: 234,177 / 36,577). 32x32 RGB, z_dim 128, width 64: 3,557,123 / 2,367,425.
+# Parameter counts on 28x28 greyscale, z_dim 64 (G / D): width 32: 241,569 / 74,545; width 64: 557,377 / 297,057
+# (DCGAN preset, width 32: 234,177 / 36,577). 32x32 RGB, z_dim 128, width 64: 1,154,947 / 1,216,097.
 @pytest.mark.parametrize("width", [4, 32])
 def test_resnet_28_parameter_count(width):
     cfg = ModelConfig(arch="resnet", image_size=28, channels=1, z_dim=64, width=width)
@@ -139,7 +139,7 @@ def test_discriminator_width_may_differ_from_the_generators(arch):
     assert n_params(build_generator(quarter)) == n_params(build_generator(same))
     assert n_params(build_discriminator(quarter)) < n_params(build_discriminator(same)) / 3
     first = next(m for m in build_discriminator(quarter).modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)))
-    assert first.weight.shape[0] == 4
+    assert first.weight.shape[0] == (2 if arch == "resnet" else 4)  # resnet: d_width / 2 at full resolution
 
 
 @pytest.mark.parametrize("arch", ["mlp", "dcgan", "resnet"])

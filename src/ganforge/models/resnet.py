@@ -1,9 +1,10 @@
 """ResNet G and D in the style of SNGAN (Miyato et al. 2018) for 28x28, 32x32 and 64x64 images.
 
-G: linear to (4w * ..., s, s), then up-sampling residual blocks (BatchNorm, ReLU, nearest 2x, 3x3 convs)
-that halve the channels down to w = width, then BatchNorm, ReLU, a 3x3 conv and tanh. D: an "optimized"
-first block, down-sampling residual blocks that double the channels from w = d_width, one block at the
-final size, ReLU, global sum pooling and a linear logit. D has no BatchNorm.
+G: linear to (channels, s, s), up-sampling residual blocks (BatchNorm, ReLU, nearest 2x, 3x3 convs), then
+BatchNorm, ReLU, a 3x3 conv and tanh. D: an "optimized" first block, down-sampling residual blocks, one
+block at the final size, ReLU, global sum pooling and a linear logit; D has no BatchNorm. At equal width
+the channels at each resolution are DCGAN's (28x28: G 2w at 7x7, w at 14x14, w/2 at 28x28; D the mirror
+image), which keeps the 3x3 convs at full resolution thin enough for a CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from ganforge.models.base import Discriminator, Generator
 from ganforge.models.conditioning import batch_norm, normalize, require_labels
 from ganforge.models.dcgan import layout
 from ganforge.models.layers import MinibatchStd
+
+
+def channels(width: int, n_blocks: int) -> list[int]:
+    """G's channels from the start size up to the image size, halving each block: [2w, w, w/2] for 28x28."""
+    return [max(1, width * 2 ** (n_blocks - 1) // 2**i) for i in range(n_blocks + 1)]
 
 
 def _conv(c_in: int, c_out: int, kernel: int, gain: float = 1.0) -> nn.Conv2d:
@@ -76,13 +82,13 @@ class ResNetGenerator(Generator):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         self.start, n_up = layout(cfg.image_size)
-        channels = [cfg.width * 2 ** (n_up - i) for i in range(n_up + 1)]  # 28x28: 4w, 2w, w
-        self.linear = nn.Linear(cfg.z_dim, channels[0] * self.start**2)
+        ch = channels(cfg.width, n_up)
+        self.linear = nn.Linear(cfg.z_dim, ch[0] * self.start**2)
         nn.init.xavier_uniform_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
-        self.blocks = nn.ModuleList(UpBlock(channels[i], channels[i + 1], cfg) for i in range(n_up))
-        self.bn = nn.BatchNorm2d(channels[-1])
-        self.conv = _conv(channels[-1], cfg.channels, 3)
+        self.blocks = nn.ModuleList(UpBlock(ch[i], ch[i + 1], cfg) for i in range(n_up))
+        self.bn = nn.BatchNorm2d(ch[-1])
+        self.conv = _conv(ch[-1], cfg.channels, 3)
 
     def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         labels = require_labels(labels, self.cfg, "generator")
@@ -97,13 +103,13 @@ class ResNetDiscriminator(Discriminator):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__(cfg)
         _, n_down = layout(cfg.image_size)
-        channels = [cfg.disc_width * 2**i for i in range(n_down)]  # w, 2w, ...
-        blocks = [DownBlock(cfg.channels, channels[0], down=True, first=True)]
-        blocks += [DownBlock(channels[i - 1], channels[i], down=True) for i in range(1, n_down)]
+        ch = channels(cfg.disc_width, n_down)[::-1]  # 28x28: w/2 at 28x28 (pooled to 14x14), w, then 2w at 7x7
+        blocks = [DownBlock(cfg.channels, ch[0], down=True, first=True)]
+        blocks += [DownBlock(ch[i - 1], ch[i], down=True) for i in range(1, n_down)]
         self.std = MinibatchStd() if cfg.minibatch_std else None  # before the last block, so D can use it
-        blocks.append(DownBlock(channels[-1] + int(cfg.minibatch_std), channels[-1], down=False))
+        blocks.append(DownBlock(ch[-2] + int(cfg.minibatch_std), ch[-1], down=False))
         self.blocks = nn.ModuleList(blocks)
-        self.add_head(channels[-1])
+        self.add_head(ch[-1])
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
