@@ -26,10 +26,10 @@ def _normal(x: Tensor, rng: torch.Generator) -> Tensor:
     return torch.randn(x.size(0), 1, 1, 1, generator=rng, device=x.device)
 
 
-def _gather_pixels(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """out[b, c, i, j] = x[b, c, rows[b, i, j], cols[b, i, j]]; rows and cols broadcast to (B, H, W)."""
+def _gather_pixels(x: Tensor, index: Tensor) -> Tensor:
+    """out[b, c, i, j] = x[b, c].flatten()[index[b, i, j]]: every channel moves the same way. index: (B, H, W)."""
     B, C, H, W = x.shape
-    index = (rows * W + cols).expand(B, H, W).reshape(B, 1, H * W).expand(B, C, H * W)
+    index = index.expand(B, H, W).reshape(B, 1, H * W).expand(B, C, H * W)
     return x.reshape(B, C, H * W).gather(2, index).view(B, C, H, W)
 
 
@@ -46,14 +46,18 @@ def _cutout_mask(x: Tensor, rng: torch.Generator, size: Tensor) -> Tensor:
     return (~(inside_rows[:, :, None] & inside_cols[:, None, :]))[:, None].to(x.dtype)
 
 
+def _scale_about(x: Tensor, centre: Tensor, factor: Tensor) -> Tensor:
+    """centre + factor * (x - centre), written so that factor 1 returns x bit for bit (and with fewer full-size ops)."""
+    factor = factor.to(x.dtype)
+    return x * factor + centre * (1 - factor)
+
+
 def _color(x: Tensor, rng: torch.Generator) -> Tensor:
     """DiffAugment's colour: brightness + U[-0.5, 0.5), saturation x U[0, 2) (RGB only), contrast x U[0.5, 1.5)."""
     x = x + (_uniform(x, rng) - 0.5).to(x.dtype)
     if x.size(1) == 3:  # saturation scales each pixel's distance from its grey value: none for grey images
-        grey = x.mean(dim=1, keepdim=True)
-        x = (x - grey) * (_uniform(x, rng) * 2).to(x.dtype) + grey
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return (x - mean) * (_uniform(x, rng) + 0.5).to(x.dtype) + mean
+        x = _scale_about(x, x.mean(dim=1, keepdim=True), _uniform(x, rng) * 2)
+    return _scale_about(x, x.mean(dim=(1, 2, 3), keepdim=True), _uniform(x, rng) + 0.5)
 
 
 def _translation(x: Tensor, rng: torch.Generator, ratio: float = 0.125) -> Tensor:
@@ -65,7 +69,7 @@ def _translation(x: Tensor, rng: torch.Generator, ratio: float = 0.125) -> Tenso
     rows = torch.arange(H, device=x.device) - dy  # (B, H): the source row of each output row
     cols = torch.arange(W, device=x.device) - dx  # (B, W)
     valid = ((rows >= 0) & (rows < H))[:, :, None] & ((cols >= 0) & (cols < W))[:, None, :]  # (B, H, W)
-    shifted = _gather_pixels(x, rows.clamp(0, H - 1)[:, :, None], cols.clamp(0, W - 1)[:, None, :])
+    shifted = _gather_pixels(x, rows.clamp(0, H - 1)[:, :, None] * W + cols.clamp(0, W - 1)[:, None, :])
     return shifted * valid[:, None].to(x.dtype)
 
 
@@ -95,12 +99,15 @@ def diff_augment(x: Tensor, rng: torch.Generator, *, policy: Sequence[str] = DIF
     return x
 
 
+# Row-major 2x2 matrices (a, b, c, d) of 0, 1, 2 and 3 quarter turns, acting on pixel coordinates about the centre.
+_QUARTER_TURNS = torch.tensor([[1, 0, 0, 1], [0, -1, 1, 0], [-1, 0, 0, -1], [0, 1, -1, 0]])
+
+
 def _geometric(x: Tensor, rng: torch.Generator, p: Tensor | float) -> Tensor:
     """ADA's pixel blitting, each with probability p per sample: x-flip, 90-degree rotation, integer translation.
 
     All three compose into one gather: for every output pixel, undo the translation (reflecting at
-    the border, as ADA pads), then the rotation and the flip, in coordinates doubled about the centre
-    so that every step stays an exact integer.
+    the border, as ADA pads), then the rotation and the flip.
     """
     B, _, H, W = x.shape
     device = x.device
@@ -118,15 +125,14 @@ def _geometric(x: Tensor, rng: torch.Generator, p: Tensor | float) -> Tensor:
     j = torch.arange(W, device=device).view(1, 1, W) - shift[1].view(B, 1, 1)
     i = (H - 1) - ((H - 1) - i.abs()).abs()
     j = (W - 1) - ((W - 1) - j.abs()).abs()
-    # 2. Undo the rotation, then the flip, about the centre: u = 2i - (H - 1) is an integer.
-    u, v = (2 * i - (H - 1)).expand(B, H, W), (2 * j - (W - 1)).expand(B, H, W)
-    k = quarter_turns.view(B, 1, 1)
-    u, v = (
-        torch.where(k == 0, u, torch.where(k == 1, -v, torch.where(k == 2, -u, v))),
-        torch.where(k == 0, v, torch.where(k == 1, u, torch.where(k == 2, -v, -u))),
-    )
-    v = torch.where(flip.view(B, 1, 1), -v, v)
-    return _gather_pixels(x, (u + (H - 1)) // 2, (v + (W - 1)) // 2)
+    # 2. Undo the rotation, then the flip. On a square, a quarter turn takes a pixel's source row and column
+    # from (i, j) to (a i + b j + e, c i + d j + f): a, b, c, d in {-1, 0, 1} from the turn's matrix (its
+    # second row negated by a flip), and e, f in {0, size - 1} keep them on the image.
+    matrix = _QUARTER_TURNS.to(device)[quarter_turns]  # (B, 4)
+    matrix[:, 2:] *= torch.where(flip, -1, 1)[:, None]
+    a, b, c, d = matrix.view(B, 4, 1, 1).unbind(1)
+    e, f = (H - 1) * (1 - a - b) // 2, (W - 1) * (1 - c - d) // 2
+    return _gather_pixels(x, (a * W + c) * i + (b * W + d) * j + (e * W + f))  # row * W + column
 
 
 def _ada_color(x: Tensor, rng: torch.Generator, p: Tensor | float) -> Tensor:
@@ -138,10 +144,10 @@ def _ada_color(x: Tensor, rng: torch.Generator, p: Tensor | float) -> Tensor:
     brightness = torch.where(_uniform(x, rng) < p, _normal(x, rng) * 0.2, 0.0)
     x = x + brightness.to(x.dtype)
     contrast = torch.where(_uniform(x, rng) < p, torch.exp2(_normal(x, rng) * 0.5), 1.0)
-    x = x + (x - x.mean(dim=(1, 2, 3), keepdim=True)) * (contrast - 1).to(x.dtype)
+    x = _scale_about(x, x.mean(dim=(1, 2, 3), keepdim=True), contrast)
     if x.size(1) == 3:
         saturation = torch.where(_uniform(x, rng) < p, torch.exp2(_normal(x, rng)), 1.0)
-        x = x + (x - x.mean(dim=1, keepdim=True)) * (saturation - 1).to(x.dtype)
+        x = _scale_about(x, x.mean(dim=1, keepdim=True), saturation)
     return x
 
 
