@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ganforge.config import ModelConfig
 from ganforge.models.base import Discriminator, Generator
-from ganforge.models.conditioning import LabelledSequential, batch_norm, require_labels
+from ganforge.models.conditioning import ConditionalBatchNorm2d, LabelledSequential, batch_norm, require_labels
 from ganforge.models.layers import MinibatchStd
 
 
@@ -30,6 +30,8 @@ def _init_weights(module: nn.Module) -> None:
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
+        elif isinstance(m, ConditionalBatchNorm2d):  # each class's gains like a BatchNorm's
+            nn.init.normal_(m.gain.weight, 1.0, 0.02)
 
 
 class DCGANGenerator(Generator):

@@ -24,7 +24,7 @@ class MinibatchStd(nn.Module):
         group = min(self.group_size, batch)
         if batch % group:
             group = batch
-        grouped = x.reshape(batch // group, group, -1)  # (groups, group, features)
+        grouped = x.reshape(batch // group, group, -1).float()  # (groups, group, features); fp16 would lose the 1e-8
         std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # (groups,)
         feature = std.repeat_interleave(group).to(x.dtype)  # (B,)
         shape = (batch, 1, *x.shape[2:])
