@@ -7,6 +7,7 @@ safetensors. Every write goes to a temporary file that is renamed into place.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ganforge.config import ModelConfig, model_config_from_dict
@@ -28,6 +29,12 @@ GENERATOR_FORMAT = "ganforge.generator"
 GENERATOR_FORMAT_VERSION = "1"
 GENERATOR_FILE = "generator.safetensors"
 _CHECKPOINT_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+log = logging.getLogger(__name__)
+
+
+class _DamagedCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be read at all (truncated, overwritten, not a checkpoint)."""
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
@@ -63,17 +70,44 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise CheckpointError(f"checkpoint {path} does not exist; pass an existing checkpoint") from e
     except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for bad files
-        raise CheckpointError(
+        raise _DamagedCheckpointError(
             f"checkpoint {path} is truncated or not a ganforge checkpoint ({type(e).__name__}); "
             "resume from an earlier checkpoint or start a new run"
         ) from e
-    if not isinstance(payload, dict) or payload.get("format_version") != CHECKPOINT_FORMAT_VERSION:
-        version = payload.get("format_version") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise _DamagedCheckpointError(
+            f"checkpoint {path} is not a ganforge checkpoint (no format version); "
+            "resume from an earlier checkpoint or start a new run"
+        )
+    if payload["format_version"] != CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {path} has format version {version!r}, this ganforge reads "
+            f"checkpoint {path} has format version {payload['format_version']!r}, this ganforge reads "
             f"{CHECKPOINT_FORMAT_VERSION}; use the ganforge version that wrote it"
         )
     return payload
+
+
+def load_latest_good(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint of a run that loads, and its payload.
+
+    A damaged checkpoint (e.g. cut short by a full disk) is skipped with a one-line warning, so an
+    older one (the last few are kept) resumes the run. One from another format version is not
+    damaged: that stops the search with its own error rather than silently resuming further back.
+    """
+    found = list_checkpoints(run_dir)
+    folder = Path(run_dir) / "checkpoints"
+    if not found:
+        raise CheckpointError(f"no checkpoint in {folder}; train without --resume first")
+    for _, path in reversed(found):
+        try:
+            return path, load_checkpoint(path)
+        except _DamagedCheckpointError as e:
+            reason = e.__cause__.__class__.__name__ if e.__cause__ is not None else "no format version"
+            log.warning("warning: skipping damaged checkpoint %s (%s); trying the one before it", path, reason)
+    raise CheckpointError(
+        f"none of the {len(found)} checkpoints in {folder} loads (all damaged); "
+        "start a new run, or pass a good checkpoint with --resume-from"
+    )
 
 
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
@@ -83,17 +117,36 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
 
 
 def save_generator(path: str | Path, G: nn.Module, cfg: ModelConfig, provenance: dict[str, Any]) -> None:
-    """Write the shareable generator: weights, model config and provenance in safetensors metadata."""
+    """Write the shareable generator: weights, model config and provenance in safetensors metadata.
+
+    Identical weights, config and provenance give identical bytes (so the file's sha256 names the
+    model, not the write): every JSON text is written with sorted keys and nothing depends on time.
+    """
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
     metadata = {
         "format": GENERATOR_FORMAT,
         "format_version": GENERATOR_FORMAT_VERSION,
         "ganforge_version": __version__,
-        "model_config": json.dumps(asdict(cfg)),
-        "provenance": json.dumps(provenance),
+        "model_config": json.dumps(asdict(cfg), sort_keys=True),
+        "provenance": json.dumps(provenance, sort_keys=True),
     }
+    data = _sorted_header(safetensors_bytes(tensors, metadata=metadata))
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.write_bytes(data)  # into the file atomic_path made, so it keeps the umask's mode
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """safetensors bytes with the JSON header's keys sorted.
+
+    The library writes the metadata from a hash map, whose order changes from process to process.
+    Layout: 8-byte little-endian header length, JSON header padded with spaces to a multiple of 8,
+    then the tensor bytes, whose offsets count from the end of the header and so stay valid.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 def resolve_generator_path(path: str | Path) -> Path:
