@@ -415,3 +415,68 @@ def test_cli_serve_binds_loopback_and_builds_the_app(monkeypatch, G_file, caplog
 def test_error_bodies_are_json(client):
     r = client.post("/v1/generate", content=b"\xff\xfe", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and json.loads(r.text)["message"]
+
+
+def test_openapi_class_text_fits_the_model(client, client_cond):
+    def class_description(c):
+        return c.get("/openapi.json").json()["components"]["schemas"]["GenerateRequest"]["properties"]["class"][
+            "description"
+        ]
+
+    assert "unconditional" in class_description(client) and "0..0" not in class_description(client)
+    assert "0..9" in class_description(client_cond)
+
+
+def test_server_pngs_carry_the_same_provenance_as_the_cli(client_cond, G_cond, tmp_path):
+    from ganforge.images import png_text
+    from ganforge.sample import save_samples
+
+    r = client_cond.post("/v1/generate", json={"n": 6, "seed": 4, "truncation": 0.5})
+    served = _decode(r.content)[1]
+    [path] = save_samples(G_cond, tmp_path / "cli.png", 6, seed=4, truncation=0.5)
+    assert served == png_text(path)  # the same keys and values: one provenance function
+    assert served["ganforge:class"] == "cycle" and served["ganforge:truncation"] == "0.5"
+    assert r.content == path.read_bytes()
+    singles = client_cond.post("/v1/generate", json={"n": 3, "seed": 4, "format": "json"}).json()["images"]
+    assert [_decode(base64.b64decode(b))[1]["ganforge:class"] for b in singles] == ["0", "1", "2"]
+
+
+def test_healthz_answers_head(client):
+    r = client.head("/healthz")
+    assert r.status_code == 200 and r.content == b""
+    assert client.get("/favicon.ico").headers["content-type"].startswith("image/svg+xml")
+
+
+def test_scatter_format_for_a_2d_model(tmp_path):
+    from ganforge.images import png_text
+    from ganforge.sample import save_samples
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", image_size=1, channels=2, z_dim=4, width=8, out_activation="none")
+    path = tmp_path / "generator.safetensors"
+    save_generator(path, build_generator(cfg), cfg, {"data": "toy:grid25"})
+    G_toy = load_generator(path)
+    with TestClient(make_app(G_toy)) as c:
+        assert c.get("/v1/model").json()["is_points"] is True
+        r = c.post("/v1/generate", json={"n": 200, "seed": 1, "format": "scatter"})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        pixels, text = _decode(r.content)
+        assert min(pixels.shape[:2]) >= 300 and text["ganforge:plot"] == "scatter of 2-D points"
+        assert text["ganforge:index"] == "0-199" and text["ganforge:generator_sha256"] == G_toy.sha256
+        [cli] = save_samples(G_toy, tmp_path / "s.png", 200, seed=1)
+        assert png_text(cli) == text and cli.read_bytes() == r.content  # the page shows what the CLI writes
+    with TestClient(make_app(load_generator(_generator_file(tmp_path / "img")))) as c:
+        assert c.get("/v1/model").json()["is_points"] is False
+        bad = c.post("/v1/generate", json={"n": 2, "format": "scatter"})
+        assert bad.status_code == 422 and "2-D (toy) models" in bad.json()["message"]
+
+
+def test_cli_serve_access_log_is_off_unless_asked(monkeypatch, G_file):
+    monkeypatch.delenv("GANFORGE_TOKEN", raising=False)
+    configs = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: configs.append(self.config))
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    assert main(["serve", str(G_file), "--port", "0", "--device", "cpu"]) == 0
+    assert main(["serve", str(G_file), "--port", "0", "--device", "cpu", "--access-log"]) == 0
+    assert [c.access_log for c in configs] == [False, True]
+    assert configs[1].log_level in ("info", 20)

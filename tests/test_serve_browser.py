@@ -107,9 +107,18 @@ def _loaded_sources(page, selector: str) -> list[str]:
     return page.eval_on_selector_all(selector, "imgs => imgs.map(i => i.src)")
 
 
-def test_page_shows_samples_new_samples_and_interpolation(page, base_url):
+def _watch_errors(page) -> list[str]:
+    """Every script error, console error and failed or 4xx/5xx request of the page, as it happens."""
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    page.on("response", lambda r: errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    return errors
+
+
+def test_page_shows_samples_new_samples_and_interpolation(page, base_url):
+    errors = _watch_errors(page)
     page.goto(f"{base_url}/?token={TOKEN}")
     assert "token" not in page.url  # the token moved to sessionStorage, out of the address bar
 
@@ -144,6 +153,9 @@ def test_page_shows_samples_new_samples_and_interpolation(page, base_url):
     page.click("#strip img:nth-child(8)")
     assert page.input_value("#slider") == "7" and page.get_attribute("#frame", "src") == strip[7]
 
+    # Chromium asks for the icon after the page has loaded; a 404 there was a console error on every load.
+    page.wait_for_function("() => document.querySelector('link[rel=icon]') !== null")
+    page.wait_for_timeout(300)
     assert page.inner_text("#status") == "" and errors == []
 
 
@@ -168,3 +180,33 @@ def test_page_without_token_asks_for_it(page, base_url):
     page.fill("#token", TOKEN)
     page.click("#token-form button")
     assert len(_loaded_sources(page, "#grid img")) == 16
+
+
+@pytest.fixture(scope="module")
+def toy_url(tmp_path_factory):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", image_size=1, channels=2, z_dim=4, width=16, out_activation="none")
+    path = tmp_path_factory.mktemp("toy") / "generator.safetensors"
+    save_generator(path, build_generator(cfg), cfg, {"preset": "toy-ring", "step": 0, "data": "toy:ring8", "seed": 0})
+    server, thread, sock, port = _serve(make_app(load_generator(path)))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+def test_a_2d_model_shows_a_scatter_plot_not_squares(page, toy_url):
+    errors = _watch_errors(page)
+    page.goto(toy_url)
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#scatter'); return !i.hidden && i.complete && i.naturalWidth > 0; }"
+    )
+    assert page.eval_on_selector("#scatter", "i => i.naturalWidth") >= 300
+    assert page.is_hidden("#grid") and page.is_hidden("#interp-section")
+    first = page.get_attribute("#scatter", "src")
+    page.click("#new-samples")
+    page.wait_for_function("src => document.querySelector('#scatter').src !== src", arg=first)
+    page.wait_for_timeout(300)
+    assert page.inner_text("#status") == "" and errors == []

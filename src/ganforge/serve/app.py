@@ -223,7 +223,9 @@ def _encode(G: Generator, images: Tensor, out: _Output) -> bytes:
     if out.fmt == "scatter":
         extra = {"ganforge:plot": "scatter of 2-D points"}
         body = text(f"0-{n - 1}") | extra
-        return toy_scatter_bytes(images.reshape(n, 2), generator_modes(G), body, title=out.name)
+        seed_b = out.extra_text.get("ganforge:seed_b")
+        title = f"seed {out.seed}" + (f" to seed {seed_b}" if seed_b else "")  # as `ganforge sample` titles it
+        return toy_scatter_bytes(images.reshape(n, 2), generator_modes(G), body, title=title)
     if out.fmt == "grid":
         nrow = grid_nrow(n, out.nrow)
         return png_bytes(make_grid(images, nrow=nrow), text(f"0-{n - 1}", nrow=nrow))
