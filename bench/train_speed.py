@@ -36,10 +36,10 @@ def ours(data_dir: str, steps: int, warmup: int) -> float:
     state = build_state(cfg, torch.device("cpu"))
     batches = Batches(dataset, cfg.batch_size, seed=0, device=torch.device("cpu"))
     for _ in range(warmup):
-        train_step(state, *batches.next(), cfg)
+        train_step(state, batches.next, cfg)
     t0 = time.perf_counter()
     for _ in range(steps):
-        train_step(state, *batches.next(), cfg)
+        train_step(state, batches.next, cfg)
     return steps / (time.perf_counter() - t0)
 
 
@@ -56,7 +56,7 @@ def step_flops() -> int:
     real = torch.rand(cfg.batch_size, 1, 28, 28) * 2 - 1
     counter = FlopCounterMode(display=False)
     with counter:
-        train_step(state, real, None, cfg)
+        train_step(state, lambda: (real, None), cfg)
     return counter.get_total_flops()
 
 

@@ -154,11 +154,15 @@ class TrainConfig:
         if self.augment not in AUGMENTS:
             raise ConfigError(f"unknown augment {self.augment!r}; use one of {', '.join(AUGMENTS)}")
         if self.augment != "none" and self.model.image_size == 1:
-            raise ConfigError(f"--augment {self.augment} works on images; {self.data} is 2-D points: use --augment none")
+            raise ConfigError(
+                f"--augment {self.augment} works on images; {self.data} is 2-D points: use --augment none"
+            )
         if not 0 < self.ada_target < 1:
             raise ConfigError(f"ada_target must be in (0, 1); got {self.ada_target}")
         if not 0.5 < self.label_smoothing <= 1:
             raise ConfigError(f"label_smoothing is D's target for real data, in (0.5, 1]; got {self.label_smoothing}")
+        if self.label_smoothing != 1 and self.loss in ("hinge", "wgan"):
+            raise ConfigError(f"label smoothing needs a loss with a target; {self.loss!r} has none: drop it")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.check_every < -1:

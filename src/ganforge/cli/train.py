@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ganforge.cli.common import add_device_arg, is_terminal
-from ganforge.config import LOSSES, PRESETS, TrainConfig, get_preset
-from ganforge.errors import ConfigError
-from ganforge.train import RunResult, train
+from ganforge.config import ARCHS, AUGMENTS, CONDITIONINGS, LOSSES, PRECISIONS, PRESETS, TrainConfig, get_preset
+
+if TYPE_CHECKING:
+    from ganforge.train import RunResult
 
 # flag -> TrainConfig field, for the run settings a user may override
 _OVERRIDES = (
     "data", "data_dir", "steps", "batch_size", "seed", "device", "loss", "lr_g", "lr_d", "ema_decay",
-    "log_every", "checkpoint_every", "sample_every", "eval_every",
+    "log_every", "checkpoint_every", "sample_every", "eval_every", "check_every",
+    "clip", "gp", "r1", "r2", "reg_every", "n_critic", "augment", "ada_target", "label_smoothing",
+    "instance_noise", "precision",
 )  # fmt: skip
+_SWITCHES = ("gp_one_sided", "tensorboard", "compile", "sync_bn")  # store_true flags -> True fields
+# flag -> ModelConfig field
+_MODEL_OVERRIDES = ("arch", "image_size", "channels", "num_classes", "conditioning", "width", "d_width", "z_dim")
+_MODEL_SWITCHES = ("spectral_norm", "spectral_norm_g", "minibatch_std")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,48 +38,105 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="real images a step")
     p.add_argument("--out", default=None, help="run directory (default: runs/PRESET)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest good checkpoint")
+    p.add_argument("--resume-from", default=None, metavar="PATH", help="continue from this checkpoint file")
     add_device_arg(p)
-    p.add_argument("--loss", choices=LOSSES, default=None)
-    p.add_argument("--lr-g", type=float, default=None)
-    p.add_argument("--lr-d", type=float, default=None)
-    p.add_argument("--ema-decay", type=float, default=None, help="EMA of G (0 = off)")
-    p.add_argument("--log-every", type=int, default=None, help="steps between log lines")
-    p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
-    p.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (0 = off)")
-    p.add_argument("--eval-every", type=int, default=None, help="steps between metric evaluations (0 = off)")
-    p.add_argument(
-        "--num-classes",
-        type=int,
-        default=None,
-        help="classes of a conditional model (labeled data; 10 for MNIST)",
-    )
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--arch", choices=ARCHS, default=None)
+    m.add_argument("--image-size", type=int, default=None, help="28, 32 or 64 for the conv archs")
+    m.add_argument("--channels", type=int, default=None, help="1 (grey) or 3 (RGB)")
+    m.add_argument("--width", type=int, default=None, help="G's width (MLP units, conv base channels)")
+    m.add_argument("--d-width", type=int, default=None, help="D's width when it differs from G's")
+    m.add_argument("--z-dim", type=int, default=None)
+    m.add_argument("--num-classes", type=int, default=None, help="classes of a conditional model (labeled data)")
+    m.add_argument("--conditioning", choices=CONDITIONINGS, default=None, help="projection D (default) or acgan")
+    m.add_argument("--spectral-norm", action="store_true", default=None, help="spectral normalization in D")
+    m.add_argument("--spectral-norm-g", action="store_true", default=None, help="spectral normalization in G too")
+    m.add_argument("--minibatch-std", action="store_true", default=None, help="minibatch standard deviation in D")
+
+    o = p.add_argument_group("loss and optimizer")
+    o.add_argument("--loss", choices=LOSSES, default=None)
+    o.add_argument("--lr-g", type=float, default=None)
+    o.add_argument("--lr-d", type=float, default=None)
+    o.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="Adam's betas")
+    o.add_argument("--n-critic", type=int, default=None, help="D updates per G update")
+    o.add_argument("--ema-decay", type=float, default=None, help="EMA of G (0 = off)")
+    o.add_argument("--no-ema-rampup", action="store_true", help="use the EMA decay from step 0 (no ramp-up)")
+    o.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast dtype (default fp32)")
+    o.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks")
+
+    r = p.add_argument_group("regularizers and augmentation")
+    r.add_argument("--clip", type=float, default=None, help="wgan: clip D's weights to [-C, C] (default 0.01)")
+    r.add_argument("--gp", type=float, default=None, metavar="LAMBDA", help="WGAN-GP gradient penalty weight")
+    r.add_argument("--gp-one-sided", action="store_true", default=None, help="penalize only norms above 1")
+    r.add_argument("--r1", type=float, default=None, metavar="GAMMA", help="R1 penalty on real data")
+    r.add_argument("--r2", type=float, default=None, metavar="GAMMA", help="R2 penalty on fake data")
+    r.add_argument("--reg-every", type=int, default=None, metavar="K", help="lazy R1/R2 every K steps")
+    r.add_argument("--augment", choices=AUGMENTS, default=None, help="differentiable augmentation of D's inputs")
+    r.add_argument("--ada-target", type=float, default=None, help="ADA's target r_t (default 0.6)")
+    r.add_argument("--label-smoothing", type=float, default=None, help="D's target for real data, e.g. 0.9")
+    r.add_argument("--instance-noise", type=float, default=None, metavar="SIGMA", help="annealed to 0")
+
+    g = p.add_argument_group("logging and outputs")
+    g.add_argument("--log-every", type=int, default=None, help="steps between log lines")
+    g.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
+    g.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (0 = off)")
+    g.add_argument("--eval-every", type=int, default=None, help="steps between metric evaluations (0 = off)")
+    g.add_argument("--check-every", type=int, default=None, help="steps between quick quality checks (0 = off)")
+    g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard events to RUN/tb")
+    g.add_argument("--sync-bn", action="store_true", default=None, help="torchrun: SyncBatchNorm across processes")
     p.set_defaults(func=run)
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Preset (or the run's own config.json when resuming), then the flags given."""
+    from ganforge import rundir
+
     base = get_preset(args.preset or "seed")
     out = args.out or base.out_dir
-    saved = Path(out) / "config.json"
-    if args.resume and saved.is_file():
-        try:
-            base = TrainConfig.from_dict(json.loads(saved.read_text()))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise ConfigError(f"{saved} is not a valid run config ({e}); fix or delete it") from e
+    if (args.resume or args.resume_from) and (Path(out) / rundir.CONFIG_FILE).is_file():
+        base = rundir.read_config(out)[0]
     changes: dict[str, Any] = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
-    if args.num_classes is not None:
-        changes["model"] = dataclasses.replace(base.model, num_classes=args.num_classes)
+    changes.update({k: True for k in _SWITCHES if getattr(args, k)})
+    if args.betas is not None:
+        changes["beta1"], changes["beta2"] = args.betas
+    if args.no_ema_rampup:
+        changes["ema_rampup"] = False
+    model = {k: getattr(args, k) for k in _MODEL_OVERRIDES if getattr(args, k) is not None}
+    model.update({k: True for k in _MODEL_SWITCHES if getattr(args, k)})
+    if args.data and args.data.startswith("folder:") and not args.resume:
+        model = {**_native_shape(args.data, base, model), **model}
+    if model:
+        changes["model"] = dataclasses.replace(base.model, **model)
     return dataclasses.replace(base, out_dir=out, **changes)
 
 
+def _native_shape(spec: str, base: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """A folder's own channels (and, for the conv archs, its size) unless --channels / --image-size say otherwise."""
+    from ganforge.data.folder import native_shape
+
+    channels, size = native_shape(spec.removeprefix("folder:"))
+    found: dict[str, Any] = {"channels": channels}
+    if given.get("arch", base.model.arch) != "mlp" and size in (28, 32, 64):
+        found["image_size"] = size
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
+    from ganforge.train import train
+
     cfg = resolve_config(args)
     if args.dry_run:
         print(cfg.to_json())
         return 0
-    result = train(cfg, resume=args.resume, on_step=_progress(cfg) if is_terminal() else None)
+    result = train(
+        cfg,
+        resume=args.resume,
+        resume_from=args.resume_from,
+        on_step=_progress(cfg) if is_terminal() else None,
+    )
     print(summary(result, cfg))
     return 130 if result.interrupted else 0
 

@@ -1,0 +1,343 @@
+"""The training loop around train_step: data, logging, checks, warnings, rollback, samples, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from ganforge import checkpoint, rundir
+from ganforge.batches import Batches
+from ganforge.config import TrainConfig
+from ganforge.data import Dataset
+from ganforge.device import resolve_device
+from ganforge.errors import CheckpointError, TrainingError
+from ganforge.models import Generator
+from ganforge.sample import generate, latents
+from ganforge.train import RunResult, check_dataset, load_training_data, train_step
+from ganforge.train_state import build_state, restore_state, state_payload
+from ganforge.version import __version__
+
+log = logging.getLogger("ganforge.train")
+
+GRID_SIZE = 25  # the 5x5 grid of samples.png
+
+
+@contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so a stop never splits a step."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield received
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _load_latest_good(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    load = getattr(checkpoint, "load_latest_good", None)
+    if load is not None:
+        return load(run_dir)  # type: ignore[no-any-return]
+    path = checkpoint.latest_checkpoint(run_dir)
+    assert path is not None
+    return path, checkpoint.load_checkpoint(path)
+
+
+class _Once(logging.Filter):
+    """Lets each distinct message through once (periodic evaluations repeat the same data notes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+class TrainingLoop:
+    """One run: set up (refusing bad resumes before any write), then step until cfg.steps or a stop."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        resume: bool,
+        resume_from: str | Path | None,
+        dataset: Dataset | None,
+        on_step: Callable[[int, dict[str, float] | None], None] | None,
+        evaluator: Callable[[Generator], dict[str, Any]] | None,
+    ) -> None:
+        self.device = resolve_device(cfg.device)
+        self.run_dir = Path(cfg.out_dir)
+        self.on_step = on_step
+        # 1. Everything that can refuse the command, before anything is written.
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise TrainingError(f"output path {self.run_dir} is a file; pass a folder with --out")
+        payload, ckpt_path = None, None
+        history: list[dict[str, Any]] = []
+        if resume:
+            ckpt_path, payload = self._resume_checkpoint(resume_from)
+            saved, history = rundir.read_config(self.run_dir)
+            changes = rundir.check_resume_changes(saved, cfg, int(payload["step"]))
+            if changes:
+                listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items())
+                log.info("resuming with changed settings: %s", listed)
+                history = [*history, {"resumed_at_step": int(payload["step"]), "changed": changes}]
+        elif checkpoint.latest_checkpoint(self.run_dir) is not None:
+            raise TrainingError(
+                f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        self.cfg = cfg
+        self.dataset = dataset if dataset is not None else load_training_data(cfg)
+        check_dataset(cfg, self.dataset)
+        self.state = build_state(cfg, self.device)
+        self.batches = Batches(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device)
+        if payload is not None and ckpt_path is not None:
+            restore_state(self.state, payload, cfg, self.batches, ckpt_path)
+
+        # 2. The run directory: stale temporary files go, config.json (with its resume history) is written first.
+        for stale in self.run_dir.glob("**/.*.tmp"):  # left by a process killed mid-write
+            stale.unlink()
+        rundir.write_config(self.run_dir, cfg, history)
+        self.metrics_path = self.run_dir / rundir.METRICS_FILE
+        if resume:
+            rundir.trim_metrics(self.metrics_path, self.state.step)
+            log.info("resumed %s at step %d", self.run_dir, self.state.step)
+        self.evaluator = evaluator
+        if cfg.eval_every and evaluator is None:
+            from ganforge.metrics import evaluate
+
+            def default_evaluator(G: Generator) -> dict[str, Any]:
+                return evaluate(G, data=cfg.data, data_dir=cfg.data_dir, n=2_000, device=self.device)
+
+            self.evaluator = default_evaluator
+        self.fixed_z = latents(GRID_SIZE, cfg.model.z_dim, seed=cfg.seed).to(self.device)
+        self.provenance = {
+            "ganforge_version": __version__,
+            "preset": cfg.preset,
+            "data": cfg.data,
+            "dataset": self.dataset.name,
+            "seed": cfg.seed,
+            "loss": cfg.loss,
+        }
+        self.warnings_seen: list[str] = []
+        self.metrics_file: TextIO | None = None
+
+    def _resume_checkpoint(self, resume_from: str | Path | None) -> tuple[Path, dict[str, Any]]:
+        if resume_from is not None:
+            path = Path(resume_from)
+            return path, checkpoint.load_checkpoint(path)
+        if checkpoint.latest_checkpoint(self.run_dir) is None:
+            raise CheckpointError(
+                f"--resume: no checkpoint in {self.run_dir}/checkpoints; train without --resume first"
+            )
+        return _load_latest_good(self.run_dir)
+
+    # -- outputs -----------------------------------------------------------------------------------
+
+    def sampler(self) -> Generator:
+        return self.state.G_ema if self.state.G_ema is not None else self.state.G
+
+    def save_grid(self, path: Path) -> None:
+        """The 5x5 grid of the fixed noise (a scatter plot for 2-D data), with provenance chunks."""
+        from ganforge.images import make_grid, save_png
+
+        G, cfg = self.sampler(), self.cfg
+        was_training = G.training
+        G.eval()
+        labels = (
+            torch.arange(GRID_SIZE, device=self.device) % cfg.model.num_classes if cfg.model.is_conditional else None
+        )
+        images = generate(G, self.fixed_z, labels)
+        G.train(was_training)
+        text = {"Software": f"ganforge {__version__}", "ganforge:step": str(self.state.step)}
+        if cfg.model.image_size > 1:
+            save_png(make_grid(images, nrow=5), path, text)
+
+    def save_all(self) -> None:
+        run_dir, state = self.run_dir, self.state
+        extra: dict[str, Any] = {}
+        checkpoint.save_checkpoint(
+            checkpoint.checkpoint_path(run_dir, state.step), state_payload(state, self.cfg, self.batches, extra)
+        )
+        checkpoint.prune_checkpoints(run_dir, self.cfg.keep_checkpoints)
+        checkpoint.save_generator(
+            run_dir / checkpoint.GENERATOR_FILE, self.sampler(), self.cfg.model, {**self.provenance, "step": state.step}
+        )
+
+    def _write_line(self, values: dict[str, Any]) -> None:
+        assert self.metrics_file is not None
+        self.metrics_file.write(json.dumps(values) + "\n")
+        self.metrics_file.flush()
+
+    # -- recovery ----------------------------------------------------------------------------------
+
+    def _recover(self, reason: str) -> None:
+        """A non-finite loss: the first time, roll back to the last good checkpoint with both learning rates
+        halved; the second time, stop with a one-line error."""
+        good = checkpoint.latest_checkpoint(self.run_dir)
+        if self.state.rollbacks >= 1:
+            where = f"the last good checkpoint is {good}" if good else "no checkpoint was saved yet"
+            raise TrainingError(
+                f"{reason}, again after a rollback with halved learning rates; {where}; "
+                "lower the learning rates (--lr-g, --lr-d) or try --loss hinge or --r1 10"
+            )
+        rollbacks = self.state.rollbacks + 1
+        self.state = build_state(self.cfg, self.device)
+        self.batches = Batches(self.dataset, self.cfg.batch_size, seed=self.cfg.seed, device=self.device)
+        if good is not None:
+            path, payload = _load_latest_good(self.run_dir)
+            restore_state(self.state, payload, self.cfg, self.batches, path)
+        self.state.rollbacks = rollbacks
+        for opt in (self.state.opt_g, self.state.opt_d):
+            for group in opt.param_groups:
+                group["lr"] = group["lr"] / 2  # saved in the optimizer state, so a resumed run keeps it
+        message = (
+            f"nonfinite: {reason}; rolled back to step {self.state.step} and halved both learning rates "
+            f"(lr_g {self.state.opt_g.param_groups[0]['lr']:g}, lr_d {self.state.opt_d.param_groups[0]['lr']:g})"
+        )
+        log.warning("warning: %s", message)
+        self.warnings_seen.append(message)
+        assert self.metrics_file is not None
+        self.metrics_file.close()  # the trim replaces the file: write on through a new handle
+        rundir.trim_metrics(self.metrics_path, self.state.step)
+        self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (closed by run())
+        self._write_line({"step": self.state.step, "event": "rollback", "warnings": [message]})
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        cfg, device = self.cfg, self.device
+        start_step = self.state.step
+        train_seconds = 0.0  # training alone: evaluations, checks, samples and checkpoints are not counted
+        seconds_at_log, step_at_log = 0.0, self.state.step
+        t_start = time.perf_counter()
+        last: dict[str, float] = {}
+        interrupted = False
+        once = _Once()
+        logging.getLogger("ganforge").addFilter(once)
+        nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        try:
+            self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (reopened by a rollback)
+            with _stop_requests() as stop:
+                while self.state.step < cfg.steps:
+                    state = self.state
+                    with_stats = cfg.log_every > 0 and (state.step + 1) % cfg.log_every == 0
+                    with_stats = with_stats or state.step + 1 == cfg.steps
+                    t0 = time.perf_counter()
+                    out = train_step(state, self.batches.next, cfg, with_stats=with_stats)
+                    # A finiteness check syncs a GPU, so there it waits for the next log or checkpoint step; on
+                    # the CPU it costs nothing and names the exact step. Nothing non-finite is ever saved.
+                    nonfinite |= ~torch.isfinite(out["loss_d"] + out["loss_g"])
+                    train_seconds += time.perf_counter() - t0
+                    checkpoint_due = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
+                    sync_point = device.type == "cpu" or with_stats or checkpoint_due or stop
+                    if (sync_point or state.step == cfg.steps) and bool(nonfinite):
+                        reason = (
+                            f"the loss became non-finite by step {state.step} "
+                            f"(loss_d {out['loss_d'].item()}, loss_g {out['loss_g'].item()})"
+                        )
+                        self._recover(reason)
+                        nonfinite.zero_()
+                        seconds_at_log, step_at_log = train_seconds, self.state.step
+                        continue
+                    logged = None
+                    if with_stats:
+                        logged = {k: round(float(v), 6) for k, v in out.items()}
+                        steps_done = state.step - step_at_log
+                        logged["img_per_s"] = round(
+                            steps_done * cfg.batch_size / max(train_seconds - seconds_at_log, 1e-9), 1
+                        )
+                        seconds_at_log, step_at_log = train_seconds, state.step
+                        if self.evaluator and cfg.eval_every and state.step % cfg.eval_every == 0:
+                            logged.update(_scalars(self.evaluator(self.sampler())))
+                        self._write_line({"step": state.step, **logged})
+                        log.info("%s", _log_line(state.step, logged))
+                    if state.step == cfg.steps:
+                        last = {k: float(v) for k, v in out.items()}
+                    if cfg.sample_every and state.step % cfg.sample_every == 0:
+                        self.save_grid(self.run_dir / "samples" / f"step_{state.step:07d}.png")
+                    if checkpoint_due or state.step == cfg.steps:
+                        self.save_all()
+                    if self.on_step:
+                        self.on_step(state.step, logged)
+                    if stop:
+                        interrupted = True
+                        self.save_all()
+                        log.warning("stopped at step %d; checkpoint saved; continue with --resume", state.step)
+                        break
+        finally:
+            logging.getLogger("ganforge").removeFilter(once)
+            if self.metrics_file is not None:
+                self.metrics_file.close()
+        seconds = time.perf_counter() - t_start
+        samples_path = None
+        if not interrupted:
+            if self.state.step == start_step:  # nothing left to train: the run was already at cfg.steps
+                log.info("%s is already at step %d of %d", self.run_dir, self.state.step, cfg.steps)
+                self.save_all()
+            samples_path = self.run_dir / "samples.png"
+            self.save_grid(samples_path)
+        steps_trained = self.state.step - start_step
+        return RunResult(
+            run_dir=self.run_dir,
+            step=self.state.step,
+            steps_trained=steps_trained,
+            seconds=seconds,
+            img_per_s=steps_trained * cfg.batch_size / train_seconds if train_seconds > 0 else 0.0,
+            final=last,
+            generator_path=self.run_dir / checkpoint.GENERATOR_FILE,
+            samples_path=samples_path if samples_path and samples_path.exists() else None,
+            interrupted=interrupted,
+        )
+
+
+def _log_line(step: int, logged: dict[str, float]) -> str:
+    """`step 1200  loss_d 1.31  loss_g 0.84  D(x) 0.61  D(G(z)) 0.35  img/s 950`, plus metric figures when present."""
+    parts = [
+        f"step {step}",
+        f"loss_d {logged['loss_d']:.3f}",
+        f"loss_g {logged['loss_g']:.3f}",
+        f"D(x) {logged['d_real']:.2f}",
+        f"D(G(z)) {logged['d_fake']:.2f}",
+        f"img/s {logged['img_per_s']:.0f}",
+    ]
+    for key, label, fmt in (
+        ("ada_p", "ada_p", ".2f"),
+        ("fid", "FID", ".2f"),
+        ("modes_covered", "classes", ".0f"),
+        ("classes_covered", "classes", ".0f"),
+        ("mode_kl", "mode_KL", ".3f"),
+        ("precision", "precision", ".2f"),
+        ("recall", "recall", ".2f"),
+    ):
+        if key in logged and not (label == "classes" and "classes" in " ".join(parts)):
+            parts.append(f"{label} {logged[key]:{fmt}}")
+    return "  ".join(parts)
+
+
+def _scalars(result: dict[str, Any]) -> dict[str, float]:
+    """The numeric entries of an eval result, for metrics.jsonl."""
+    return {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
