@@ -80,3 +80,27 @@ def test_saved_pngs_carry_provenance(generator_file, tmp_path):
         pixels = np.asarray(im)
     expected = ((sample(G, 1, seed=5)[0, 0].clamp(-1, 1) + 1) * 127.5).round().numpy()
     assert np.array_equal(pixels, expected.astype(np.uint8))
+
+
+def test_one_provenance_function_for_every_image():
+    from ganforge.images import provenance
+
+    text = provenance(generator_sha256="ab" * 32, seed=7, index="0-24", truncation=0.5, label="cycle", nrow=5)
+    assert text["ganforge:synthetic"] == "true" and text["Software"].startswith("ganforge ")
+    assert text["ganforge:truncation"] == "0.5" and text["ganforge:class"] == "cycle"
+    assert text["ganforge:nrow"] == "5" and text["ganforge:generator_sha256"] == "ab" * 32
+    assert "ganforge:preset" not in text  # fields not given are left out, not written as "None"
+    grid = provenance(seed=0, index="0-24", preset="seed", step=400)
+    assert grid["ganforge:preset"] == "seed" and grid["ganforge:step"] == "400"
+    assert "ganforge:generator_sha256" not in grid and grid["ganforge:synthetic"] == "true"
+
+
+def test_toy_scatter_is_deterministic_and_carries_its_text(tmp_path):
+    from ganforge.data.toy import make_toy, toy_modes
+    from ganforge.images import save_toy_scatter, toy_scatter_bytes
+
+    points, _ = make_toy("ring8", 500)
+    a = toy_scatter_bytes(points, toy_modes("ring8"), {"ganforge:synthetic": "true"})
+    assert a == toy_scatter_bytes(points, toy_modes("ring8"), {"ganforge:synthetic": "true"})
+    save_toy_scatter(points.reshape(-1, 2).numpy(), tmp_path / "p.png", None, {"k": "v"}, title="step 5")
+    assert png_text(tmp_path / "p.png") == {"k": "v"}
