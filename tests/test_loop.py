@@ -10,7 +10,7 @@ import torch
 
 from ganforge import checkpoint, loop
 from ganforge.cli import main
-from ganforge.config import ModelConfig, TrainConfig
+from ganforge.config import PRESETS, ModelConfig, TrainConfig
 from ganforge.data import Dataset
 from ganforge.errors import TrainingError
 from ganforge.train import train
@@ -218,3 +218,18 @@ def test_resume_is_exact_with_every_part_of_the_step_on(tmp_path):
     pb = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(tmp_path / "stopped"))
     assert pa["ada"]["calls"] == pb["ada"]["calls"] and torch.equal(pa["ada"]["p"], pb["ada"]["p"])
     assert_same(pa["G_ema"], pb["G_ema"])
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_trains_two_steps(tmp_path, name):
+    preset = PRESETS[name]
+    if preset.model.image_size == 1:
+        data = None  # the preset's own toy data
+    else:
+        data = tiny_data(n=64, size=preset.model.image_size, classes=preset.model.num_classes)
+    cfg = dataclasses.replace(
+        preset, steps=2, log_every=1, checkpoint_every=2, sample_every=2, batch_size=16, check_every=0,
+        device="cpu", out_dir=str(tmp_path / name),
+    )  # fmt: skip
+    result = train(cfg, dataset=data)
+    assert result.step == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.final.values())
