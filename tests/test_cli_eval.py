@@ -115,3 +115,17 @@ def test_sampling_batch_by_batch_is_the_same_as_one_call(run_dir):
     G = load_generator(run_dir)
     for batch_size in (1, 40, 64, 500):
         assert torch.equal(_sample_in_batches(G, 100, 3, batch_size, None), sample(G, 100, seed=3))
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch, capsys):
+    import ganforge.cli.common as common
+
+    monkeypatch.setattr(common, "is_terminal", lambda: False)
+    assert common.progress_bars() is None
+    monkeypatch.setattr(common, "is_terminal", lambda: True)
+    on_progress = common.progress_bars(delay_s=0)
+    for done in (100, 200, 300):
+        on_progress("features", done, 300)
+    err = capsys.readouterr().err
+    assert "features:" in err and "/300" in err  # drawn on stderr, and cleared once done (leave=False)
+    assert capsys.readouterr().out == ""
