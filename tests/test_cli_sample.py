@@ -158,6 +158,7 @@ def test_a_2d_model_writes_a_scatter_plot_over_the_modes(tmp_path):
         pixels = np.asarray(im.convert("RGB")).astype(int)
     red = (pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)  # the modes' crosses
     blue = (pixels[..., 2] > 120) & (pixels[..., 0] < 110)  # the samples
+    # Measured over init seeds 0-2 and OMP_NUM_THREADS=1 and 2: red 169 px every time, blue 393-572 px.
     assert red.sum() > 50 and blue.sum() > 50
     text = png_text(out)
     assert text["ganforge:index"] == "0-2499" and text["ganforge:seed"] == "3"
