@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ganforge.errors import ConfigError
-
-log = logging.getLogger("ganforge.cli")
 
 # The most samples `sample` and `eval` draw unless told otherwise: 100,000 28x28 images are about
 # 300 MB of floats and a few CPU minutes; ten times that ran out of memory on a 16 GB machine.
