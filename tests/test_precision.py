@@ -12,7 +12,7 @@ from ganforge import losses
 from ganforge.config import ModelConfig
 from ganforge.errors import ConfigError
 from ganforge.models import build_discriminator, build_generator
-from ganforge.precision import MixedPrecision, has_native_bf16
+from ganforge.precision import MixedPrecision, has_native_bf16, resolve_precision
 
 CPU = torch.device("cpu")
 
@@ -106,3 +106,10 @@ def test_unknown_precision() -> None:
 def test_native_bf16_from_flags() -> None:
     assert has_native_bf16({"avx2", "amx_bf16"}) and has_native_bf16({"avx512_bf16"})
     assert not has_native_bf16({"avx2", "avx512f"})
+
+
+def test_auto_precision_is_bf16_only_with_amx_on_a_cpu() -> None:
+    assert resolve_precision("auto", CPU, {"avx512f", "amx_bf16"}) == "bf16"
+    assert resolve_precision("auto", CPU, {"avx512f", "avx512_bf16"}) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda"), {"amx_bf16"}) == "fp32"
+    assert resolve_precision("fp16", CPU, set()) == "fp16"
