@@ -132,9 +132,11 @@ def _figure_png(runs: list[Run], panels: Sequence[tuple[str, tuple[str, ...]]]) 
     """Panels of curves (runs overlaid, warnings as dotted lines) as base64 PNG."""
     from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
 
-    cols = 2 if len(panels) > 1 else 1
+    cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig = Figure(figsize=(6 * cols, 3.2 * rows), dpi=80, layout="constrained")
+    fig = Figure(figsize=(4.8 * cols, 3 * rows), dpi=80)
+    # Fixed margins: a layout engine (constrained/tight) measured every label and took half the render time.
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12 / rows, top=1 - 0.08 / rows, wspace=0.18, hspace=0.45)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     styles = ("-", "--", ":", "-.")
     for ax, (title, keys) in zip(axes, panels, strict=False):
@@ -153,7 +155,7 @@ def _figure_png(runs: list[Run], panels: Sequence[tuple[str, tuple[str, ...]]]) 
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
-        if ax.lines:
+        if len(ax.lines) > 1 + sum(len(run.warnings) for run in runs):  # several curves: say which is which
             ax.legend(fontsize=7)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
