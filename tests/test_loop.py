@@ -233,3 +233,27 @@ def test_every_preset_trains_two_steps(tmp_path, name):
     )  # fmt: skip
     result = train(cfg, dataset=data)
     assert result.step == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.final.values())
+
+
+def test_training_grids_say_they_are_synthetic_and_name_the_generator(tmp_path):
+    from ganforge.images import png_text
+
+    run = tmp_path / "run"
+    train(tiny_cfg(run, steps=20, sample_every=10), dataset=tiny_data())
+    step_grid = png_text(run / "samples" / "step_0000010.png")
+    assert step_grid["ganforge:synthetic"] == "true" and step_grid["ganforge:step"] == "10"
+    assert step_grid["ganforge:preset"] == "custom" and step_grid["ganforge:seed"] == "0"
+    final = png_text(run / "samples.png")
+    assert final["ganforge:generator_sha256"] == checkpoint.file_sha256(run / "generator.safetensors")
+
+
+def test_toy_runs_save_a_scatter_plot_at_each_sample_step(tmp_path):
+    from PIL import Image
+
+    cfg = dataclasses.replace(
+        PRESETS["toy-ring"], steps=20, sample_every=10, log_every=10, out_dir=str(tmp_path / "toy"), device="cpu"
+    )
+    train(cfg)
+    for path in (tmp_path / "toy" / "samples" / "step_0000010.png", tmp_path / "toy" / "samples.png"):
+        with Image.open(path) as image:
+            assert min(image.size) > 200  # a plot, not a 17x17 grid of 1x1 "images"

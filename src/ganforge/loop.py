@@ -160,20 +160,30 @@ class TrainingLoop:
     def sampler(self) -> Generator:
         return self.state.G_ema if self.state.G_ema is not None else self.state.G
 
-    def save_grid(self, path: Path) -> None:
-        """The 5x5 grid of the fixed noise (a scatter plot for 2-D data), with provenance chunks."""
-        from ganforge.images import make_grid, save_png
+    def save_grid(self, path: Path, *, final: bool = False) -> None:
+        """The 5x5 grid of the fixed noise (a scatter plot of 2,500 points for 2-D data), with provenance chunks.
 
-        G, cfg = self.sampler(), self.cfg
+        final: the generator file was just written from these weights, so the grid names its sha256.
+        """
+        from ganforge.data.toy import toy_modes
+        from ganforge.images import is_points, make_grid, provenance, save_png, save_toy_scatter
+
+        G, cfg, step = self.sampler(), self.cfg, self.state.step
+        points = is_points(cfg.model.shape)
+        z = latents(2_500, cfg.model.z_dim, seed=cfg.seed).to(self.device) if points else self.fixed_z
+        labels = torch.arange(len(z), device=self.device) % cfg.model.num_classes if cfg.model.is_conditional else None
         was_training = G.training
         G.eval()
-        labels = (
-            torch.arange(GRID_SIZE, device=self.device) % cfg.model.num_classes if cfg.model.is_conditional else None
-        )
-        images = generate(G, self.fixed_z, labels)
+        images = generate(G, z, labels)
         G.train(was_training)
-        text = {"Software": f"ganforge {__version__}", "ganforge:step": str(self.state.step)}
-        if cfg.model.image_size > 1:
+        sha256 = checkpoint.file_sha256(self.run_dir / checkpoint.GENERATOR_FILE) if final else None
+        text = provenance(
+            generator_sha256=sha256, seed=cfg.seed, index=f"0-{len(z) - 1}", truncation=1.0,
+            label="cycle" if cfg.model.is_conditional else None, nrow=5, preset=cfg.preset, step=step,
+        )  # fmt: skip
+        if points:
+            save_toy_scatter(images.reshape(-1, 2), path, toy_modes(cfg.data), text, title=f"{cfg.preset} step {step}")
+        else:
             save_png(make_grid(images, nrow=5), path, text)
 
     def save_all(self) -> None:
@@ -299,7 +309,7 @@ class TrainingLoop:
                 log.info("%s is already at step %d of %d", self.run_dir, self.state.step, cfg.steps)
                 self.save_all()
             samples_path = self.run_dir / "samples.png"
-            self.save_grid(samples_path)
+            self.save_grid(samples_path, final=True)
         steps_trained = self.state.step - start_step
         return RunResult(
             run_dir=self.run_dir,
