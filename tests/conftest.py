@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-# The official MNIST test split (t10k files) in the `shared` folder beside the checkout, or None.
-_SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+# The `shared` folder beside the checkout; GANFORGE_SHARED points elsewhere (a missing folder hides it,
+# to check that the suite passes on a fresh clone).
+SHARED = Path(os.environ.get("GANFORGE_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+# The official MNIST test split (t10k files) in it, or None.
+_SHARED_MNIST = SHARED / "data" / "mnist"
 SHARED_MNIST: Path | None = _SHARED_MNIST if (_SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file() else None
+SHARED_MNIST_MISSING = (
+    f"needs the MNIST test split in {_SHARED_MNIST} (or $GANFORGE_SHARED/data/mnist): "
+    f"ganforge data prepare mnist --data-dir {_SHARED_MNIST}"
+)
+
+# Debian's Chromium for the browser tests; GANFORGE_TEST_CHROMIUM=none hides it, or names another binary.
+_chromium = os.environ.get("GANFORGE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM: str | None = _chromium if _chromium != "none" and Path(_chromium).is_file() else None
+CHROMIUM_MISSING = "needs Debian's chromium: apt-get install chromium (or set GANFORGE_TEST_CHROMIUM to its path)"
 UNREACHABLE_MIRROR = "http://127.0.0.1:9/"  # the discard port: connection refused at once
 
 
@@ -27,5 +41,5 @@ def _offline_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 def shared_mnist() -> Path:
     """The folder of real MNIST test digits; skips the test when it is absent."""
     if SHARED_MNIST is None:
-        pytest.skip("the shared MNIST test digits (../shared/data/mnist) are not here")
+        pytest.skip(SHARED_MNIST_MISSING)
     return SHARED_MNIST

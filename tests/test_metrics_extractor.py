@@ -97,5 +97,5 @@ def test_shipped_fashion_extractor_meets_its_accuracy():
     from ganforge.metrics.train_extractor import check
 
     if not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed")
+        pytest.skip("needs Debian's Fashion-MNIST: apt-get install dataset-fashion-mnist")
     assert check("fashion-mnist") >= 0.90

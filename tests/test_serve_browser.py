@@ -6,27 +6,26 @@ browser Playwright would download: that needs the network).
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("fastapi", reason="needs the serve extra: pip install -e '.[serve]'")
+uvicorn = pytest.importorskip("uvicorn", reason="needs the serve extra: pip install -e '.[serve]'")
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright: pip install -e '.[dev]'")
+
+from conftest import CHROMIUM, CHROMIUM_MISSING  # noqa: E402
 
 from ganforge.checkpoint import load_generator, save_generator  # noqa: E402
 from ganforge.config import ModelConfig  # noqa: E402
 from ganforge.models import build_generator  # noqa: E402
 from ganforge.serve import make_app  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 if CHROMIUM is None:
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+    pytest.skip(CHROMIUM_MISSING, allow_module_level=True)
 
 # No background traffic: this machine's network is closed, and Chromium would retry without end.
 CHROMIUM_ARGS = [
