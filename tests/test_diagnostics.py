@@ -93,7 +93,8 @@ def test_toy_and_pixel_checks_feed_the_monitor():
     assert monitor.observe(2_000, toy) == [] and monitor.observe(3_000, toy) == []  # blurry is not collapsed
     lost = {**toy, "modes_covered": 3.0, "mode_kl": 0.9}
     assert monitor.observe(4_000, lost) == []
-    assert monitor.observe(5_000, lost)[0].startswith("mode_collapse: 3 of 8 modes covered, down from 8")
+    message = monitor.observe(5_000, lost)[0]
+    assert message.startswith("mode_collapse: 3 of 8 modes covered, down from 8") and "--minibatch-std" in message
     pixels = Monitor()
     assert pixels.observe(2_000, {"diversity_ratio": 0.3}) == []
     assert "diversity 0.30" in pixels.observe(3_000, {"diversity_ratio": 0.3})[0]

@@ -178,11 +178,13 @@ class Thresholds:
 
 ADVICE = {
     "mode_collapse": "try --augment ada, or --preset seed-stable / --preset dcgan",
-    "d_wins": "D rejects every fake: try --loss hinge, a lower --lr-d, or --augment ada",
-    "g_wins": "D is fooled by every fake: try a higher --lr-d, or --preset dcgan",
-    "loss_stalled": "training has stopped moving (saturated D or G): lower the learning rates or try --loss hinge",
-    "nonfinite": "lower the learning rates or try --loss hinge",
+    "d_wins": "D rejects every fake and G learns little: try --loss nonsaturating or hinge, a lower --lr-d, "
+    "--instance-noise 0.1 or --augment ada",
+    "g_wins": "D no longer tells fakes from real: try a higher --lr-d or --n-critic 2",
+    "loss_stalled": "training has stopped moving (a saturated D or G): lower --lr-g / --lr-d or try --loss hinge",
+    "nonfinite": "lower --lr-g / --lr-d or try --loss hinge",
 }
+TOY_COLLAPSE_ADVICE = "try --minibatch-std or --loss hinge"  # image augmentation does not apply to 2-D points
 
 
 def collapse_reasons(check: dict[str, float], best_covered: float, t: Thresholds) -> list[str]:
@@ -249,13 +251,15 @@ class Monitor:
         self.count[code] = self.count.get(code, 0) + 1
         return step - self.since[code] >= min_steps and self.count[code] >= min_logs
 
-    def _episode(self, code: str, firing: bool, step: int, message: str, out: list[str]) -> None:
+    def _episode(
+        self, code: str, firing: bool, step: int, message: str, out: list[str], advice: str | None = None
+    ) -> None:
         if not firing:
             self.active.discard(code)
         elif code not in self.active:
             self.active.add(code)
             self.raised.append((step, code))
-            out.append(f"{code}: {message}; {ADVICE[code]}")
+            out.append(f"{code}: {message}; {advice or ADVICE[code]}")
 
     def observe(self, step: int, logged: dict[str, float]) -> list[str]:
         """The warnings that start at this logged step (one line each, starting with the code)."""
@@ -302,7 +306,8 @@ class Monitor:
                 unit = "classes" if "classes_covered" in logged else "modes"
                 total = logged.get("num_classes", logged.get("num_modes", 0))
                 reasons.insert(0, f"{covered:.0f} of {total:.0f} {unit} covered")
-            self._episode("mode_collapse", held, step, ", ".join(reasons), out)
+            advice = TOY_COLLAPSE_ADVICE if "modes_covered" in logged else None
+            self._episode("mode_collapse", held, step, ", ".join(reasons), out, advice)
         return out
 
 
@@ -330,7 +335,8 @@ def summary_line(check: dict[str, float], warnings: list[str], *, thresholds: Th
     text = head + (f" ({', '.join(figures)})" if figures else "")
     codes = sorted({w.split(":", 1)[0].strip() for w in warnings})
     if collapse_reasons(check, 0.0, t):
-        return f"{text}: collapsed; {ADVICE['mode_collapse']}"
+        advice = TOY_COLLAPSE_ADVICE if "modes_covered" in check else ADVICE["mode_collapse"]
+        return f"{text}: collapsed; {advice}"
     others = [c for c in codes if c != "mode_collapse"]
     if "mode_collapse" in codes:
         others.insert(0, "mode_collapse (recovered)")
