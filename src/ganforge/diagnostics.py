@@ -70,11 +70,24 @@ class QualityProbe:
     toy_centers: Tensor | None = None
     toy_std: float = 0.0
     seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where the extractor runs
     _fid_ref: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, model: ModelConfig, dataset: Dataset, *, seed: int = 0, n: int = PROBE_SAMPLES) -> QualityProbe:
-        """The probe for one run: latents from `seed`, reference figures from n training images."""
+    def build(
+        cls,
+        model: ModelConfig,
+        dataset: Dataset,
+        *,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        n: int = PROBE_SAMPLES,
+    ) -> QualityProbe:
+        """The probe for one run: latents from `seed`, reference figures from n training images.
+
+        G runs where its weights are; the extractor runs on `device`.
+        """
+        device = torch.device(device)
         z = latents(n, model.z_dim, seed=seed)
         labels = torch.arange(n) % model.num_classes if model.is_conditional else None
         pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
@@ -87,11 +100,11 @@ class QualityProbe:
         name = extractor_for(dataset.spec, tuple(dataset.images.shape[1:]))
         if name is None:
             return cls("pixels", z, labels, mean_pairwise_distance(_pixels(real)), dataset, seed=seed)
-        net = load_extractor(name)
-        features, probs = extract(real, net, batch_size=BATCH)
+        net = load_extractor(name, device=device)
+        features, probs = extract(real, net, batch_size=BATCH, device=device)
         hist = modes.class_histogram(modes.predicted_classes(probs), net.num_classes)
         diversity = mean_pairwise_distance(torch.from_numpy(features))
-        return cls("classes", z, labels, diversity, dataset, net, hist, seed=seed)
+        return cls("classes", z, labels, diversity, dataset, net, hist, seed=seed, device=device)
 
     def _samples(self, G: Generator, z: Tensor, labels: Tensor | None) -> Tensor:
         was_training = G.training
@@ -120,7 +133,7 @@ class QualityProbe:
         if self.kind == "pixels":
             return {"diversity_ratio": round(mean_pairwise_distance(_pixels(fake)) / self.real_diversity, 4)}
         assert self.extractor is not None and self.real_hist is not None
-        features, probs = extract(fake, self.extractor, batch_size=BATCH)
+        features, probs = extract(fake, self.extractor, batch_size=BATCH, device=self.device)
         k = self.extractor.num_classes
         confident = modes.predicted_classes(probs, confidence=modes.CONFIDENCE)
         hist = modes.class_histogram(modes.predicted_classes(probs), k)
@@ -138,14 +151,14 @@ class QualityProbe:
         if self._fid_ref is None:
             pick = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed))
             real = to_float(self.dataset.images[pick[:FID_REFERENCE]]).float()
-            self._fid_ref = feature_stats(extract(real, self.extractor, batch_size=BATCH)[0])
+            self._fid_ref = feature_stats(extract(real, self.extractor, batch_size=BATCH, device=self.device)[0])
         n = FID_SAMPLES
         z = latents(n, self.z.size(1), seed=self.seed + 1)  # not the probe's noise: a fresh draw
         labels = None if self.labels is None else torch.arange(n) % int(self.labels.max() + 1)
         fake = self._samples(G, z, labels)
         if not torch.isfinite(fake).all():
             return math.nan
-        mu, sigma = feature_stats(extract(fake, self.extractor, batch_size=BATCH)[0])
+        mu, sigma = feature_stats(extract(fake, self.extractor, batch_size=BATCH, device=self.device)[0])
         return round(frechet_from_stats(mu, sigma, *self._fid_ref), 3)
 
 
