@@ -170,4 +170,4 @@ def test_sync_bn_needs_batchnorm() -> None:
     with pytest.raises(ConfigError, match="no BatchNorm"):
         distributed.convert_sync_batchnorm(nn.Sequential(nn.Linear(2, 2)), DistInfo(), what="discriminator")
     with pytest.raises(ConfigError, match="needs CUDA"):
-        distributed.convert_sync_batchnorm(nn.Sequential(nn.BatchNorm1d(2)), DistInfo(), what="generator")
+        distributed.convert_sync_batchnorm(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), DistInfo(), what="G")

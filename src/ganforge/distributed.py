@@ -192,11 +192,16 @@ def broadcast_object(value: object, info: DistInfo) -> object:
     return box[0]
 
 
-def convert_sync_batchnorm(module: nn.Module, info: DistInfo, *, what: str) -> nn.Module:
-    """Replace BatchNorm layers with SyncBatchNorm (statistics over the global batch); CUDA runs only."""
+def convert_sync_batchnorm(module: nn.Module, info: DistInfo, *, what: str) -> None:
+    """Replace the BatchNorm layers inside `module` with SyncBatchNorm (statistics over the global batch), in place.
+
+    CUDA runs only: torch's SyncBatchNorm runs on GPUs, so on the CPU the batch statistics stay per rank.
+    """
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
         raise ConfigError(f"--sync-bn: the {what} has no BatchNorm layer; drop --sync-bn for this model")
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        raise ConfigError(f"--sync-bn: the {what} is a bare BatchNorm layer; wrap it in a network")
     if info.device.type != "cuda":
-        # torch's SyncBatchNorm runs on GPUs only; on the CPU the batch statistics stay per rank.
         raise ConfigError("--sync-bn needs CUDA (torch's SyncBatchNorm runs on GPUs); drop it or use --device cuda")
-    return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    # For a module that is not itself BatchNorm, torch swaps the layers inside it and returns the same object.
+    nn.SyncBatchNorm.convert_sync_batchnorm(module)
