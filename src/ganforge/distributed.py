@@ -183,15 +183,6 @@ def stop_agreed(local_flag: bool, info: DistInfo) -> bool:
     return agree_any([local_flag], info)[0]
 
 
-def broadcast_object(value: object, info: DistInfo) -> object:
-    """Rank 0's `value` on every rank (an error message, a checkpoint path)."""
-    if not info.is_distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0, device=info.device if info.backend == "nccl" else None)
-    return box[0]
-
-
 def convert_sync_batchnorm(module: nn.Module, info: DistInfo, *, what: str) -> None:
     """Replace the BatchNorm layers inside `module` with SyncBatchNorm (statistics over the global batch), in place.
 
