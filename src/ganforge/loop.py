@@ -14,11 +14,11 @@ from typing import Any, TextIO
 
 import torch
 
-from ganforge import checkpoint, rundir
+from ganforge import checkpoint, distributed, rundir
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset
-from ganforge.device import resolve_device
+from ganforge.distributed import DistInfo
 from ganforge.errors import CheckpointError, TrainingError
 from ganforge.models import Generator
 from ganforge.sample import generate, latents
@@ -88,8 +88,10 @@ class TrainingLoop:
         dataset: Dataset | None,
         on_step: Callable[[int, dict[str, float] | None], None] | None,
         evaluator: Callable[[Generator], dict[str, Any]] | None,
+        dist: DistInfo,
     ) -> None:
-        self.device = resolve_device(cfg.device)
+        self.dist = dist  # one process, or this rank of a torchrun job; rank 0 alone writes the run directory
+        self.device = dist.device
         self.run_dir = Path(cfg.out_dir)
         self.on_step = on_step
         # 1. Everything that can refuse the command, before anything is written.
@@ -97,8 +99,15 @@ class TrainingLoop:
             raise TrainingError(f"output path {self.run_dir} is a file; pass a folder with --out")
         payload, ckpt_path = None, None
         history: list[dict[str, Any]] = []
+        distributed.local_batch_size(cfg.batch_size, dist)  # the global batch must divide by the processes
         if resume:
             ckpt_path, payload = self._resume_checkpoint(resume_from)
+            saved_world = int(payload.get("world_size", 1))
+            if saved_world != dist.world_size:
+                raise CheckpointError(
+                    f"checkpoint {ckpt_path} was trained by {saved_world} process(es), this run has {dist.world_size}; "
+                    f"resume with {saved_world} in all (torchrun --nproc-per-node x --nnodes) or start a new --out"
+                )
             saved, history = rundir.read_config(self.run_dir)
             changes = rundir.check_resume_changes(saved, cfg, int(payload["step"]))
             if changes:
@@ -112,18 +121,21 @@ class TrainingLoop:
         self.cfg = cfg
         self.dataset = dataset if dataset is not None else load_training_data(cfg)
         check_dataset(cfg, self.dataset)
-        self.state = build_state(cfg, self.device)
+        self.state = build_state(cfg, self.device, dist)
+        # Every rank draws the same global batch (same seed and order) and keeps its own disjoint slice.
         self.batches = Batches(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device)
         if payload is not None and ckpt_path is not None:
             restore_state(self.state, payload, cfg, self.batches, ckpt_path)
 
         # 2. The run directory: stale temporary files go, config.json (with its resume history) is written first.
-        for stale in self.run_dir.glob("**/.*.tmp"):  # left by a process killed mid-write
-            stale.unlink()
-        rundir.write_config(self.run_dir, cfg, history)
         self.metrics_path = self.run_dir / rundir.METRICS_FILE
+        if dist.is_main:
+            for stale in self.run_dir.glob("**/.*.tmp"):  # left by a process killed mid-write
+                stale.unlink()
+            rundir.write_config(self.run_dir, cfg, history)
+            if resume:
+                rundir.trim_metrics(self.metrics_path, self.state.step)
         if resume:
-            rundir.trim_metrics(self.metrics_path, self.state.step)
             log.info("resumed %s at step %d", self.run_dir, self.state.step)
         self.evaluator = evaluator
         if cfg.eval_every and evaluator is None:
@@ -155,6 +167,11 @@ class TrainingLoop:
             )
         return _load_latest_good(self.run_dir)
 
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's slice of the next global batch (the whole batch on one process)."""
+        real, labels = self.batches.next()
+        return distributed.shard(real, self.dist), None if labels is None else distributed.shard(labels, self.dist)
+
     # -- outputs -----------------------------------------------------------------------------------
 
     def sampler(self) -> Generator:
@@ -168,6 +185,8 @@ class TrainingLoop:
         from ganforge.data.toy import toy_modes
         from ganforge.images import is_points, make_grid, provenance, save_png, save_toy_scatter
 
+        if not self.dist.is_main:
+            return
         G, cfg, step = self.sampler(), self.cfg, self.state.step
         points = is_points(cfg.model.shape)
         z = latents(2_500, cfg.model.z_dim, seed=cfg.seed).to(self.device) if points else self.fixed_z
@@ -187,8 +206,10 @@ class TrainingLoop:
             save_png(make_grid(images, nrow=5), path, text)
 
     def save_all(self) -> None:
+        if not self.dist.is_main:
+            return
         run_dir, state = self.run_dir, self.state
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"world_size": self.dist.world_size}  # a resume must use as many processes
         checkpoint.save_checkpoint(
             checkpoint.checkpoint_path(run_dir, state.step), state_payload(state, self.cfg, self.batches, extra)
         )
@@ -198,6 +219,8 @@ class TrainingLoop:
         )
 
     def _write_line(self, values: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         assert self.metrics_file is not None
         self.metrics_file.write(json.dumps(values) + "\n")
         self.metrics_file.flush()
@@ -215,7 +238,7 @@ class TrainingLoop:
                 "lower the learning rates (--lr-g, --lr-d) or try --loss hinge or --r1 10"
             )
         rollbacks = self.state.rollbacks + 1
-        self.state = build_state(self.cfg, self.device)
+        self.state = build_state(self.cfg, self.device, self.dist)
         self.batches = Batches(self.dataset, self.cfg.batch_size, seed=self.cfg.seed, device=self.device)
         if good is not None:
             path, payload = _load_latest_good(self.run_dir)
@@ -230,10 +253,11 @@ class TrainingLoop:
         )
         log.warning("warning: %s", message)
         self.warnings_seen.append(message)
-        assert self.metrics_file is not None
-        self.metrics_file.close()  # the trim replaces the file: write on through a new handle
-        rundir.trim_metrics(self.metrics_path, self.state.step)
-        self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (closed by run())
+        if self.dist.is_main:
+            assert self.metrics_file is not None
+            self.metrics_file.close()  # the trim replaces the file: write on through a new handle
+            rundir.trim_metrics(self.metrics_path, self.state.step)
+            self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (closed by run())
         self._write_line({"step": self.state.step, "event": "rollback", "warnings": [message]})
 
     # -- the loop ----------------------------------------------------------------------------------
@@ -250,21 +274,27 @@ class TrainingLoop:
         logging.getLogger("ganforge").addFilter(once)
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         try:
-            self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (reopened by a rollback)
+            if self.dist.is_main:
+                self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (reopened by a rollback)
             with _stop_requests() as stop:
                 while self.state.step < cfg.steps:
                     state = self.state
                     with_stats = cfg.log_every > 0 and (state.step + 1) % cfg.log_every == 0
                     with_stats = with_stats or state.step + 1 == cfg.steps
                     t0 = time.perf_counter()
-                    out = train_step(state, self.batches.next, cfg, with_stats=with_stats)
+                    out = train_step(state, self.next_batch, cfg, with_stats=with_stats)
                     # A finiteness check syncs a GPU, so there it waits for the next log or checkpoint step; on
                     # the CPU it costs nothing and names the exact step. Nothing non-finite is ever saved.
                     nonfinite |= ~torch.isfinite(out["loss_d"] + out["loss_g"])
                     train_seconds += time.perf_counter() - t0
                     checkpoint_due = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
-                    sync_point = device.type == "cpu" or with_stats or checkpoint_due or stop
-                    if (sync_point or state.step == cfg.steps) and bool(nonfinite):
+                    if self.dist.is_distributed:  # every rank stops, or rolls back, after the same step
+                        stopping, bad = distributed.agree_any([bool(stop), nonfinite], self.dist)
+                    else:
+                        stopping = bool(stop)
+                        sync_point = device.type == "cpu" or with_stats or checkpoint_due or stopping
+                        bad = (sync_point or state.step == cfg.steps) and bool(nonfinite)
+                    if bad:
                         reason = (
                             f"the loss became non-finite by step {state.step} "
                             f"(loss_d {out['loss_d'].item()}, loss_g {out['loss_g'].item()})"
@@ -275,13 +305,14 @@ class TrainingLoop:
                         continue
                     logged = None
                     if with_stats:
+                        out = distributed.reduce_mean(out, self.dist)  # the mean over ranks; one all-reduce
                         logged = {k: round(float(v), 6) for k, v in out.items()}
                         steps_done = state.step - step_at_log
                         logged["img_per_s"] = round(
                             steps_done * cfg.batch_size / max(train_seconds - seconds_at_log, 1e-9), 1
                         )
                         seconds_at_log, step_at_log = train_seconds, state.step
-                        if self.evaluator and cfg.eval_every and state.step % cfg.eval_every == 0:
+                        if self.evaluator and cfg.eval_every and state.step % cfg.eval_every == 0 and self.dist.is_main:
                             logged.update(_scalars(self.evaluator(self.sampler())))
                         self._write_line({"step": state.step, **logged})
                         log.info("%s", _log_line(state.step, logged))
@@ -293,7 +324,7 @@ class TrainingLoop:
                         self.save_all()
                     if self.on_step:
                         self.on_step(state.step, logged)
-                    if stop:
+                    if stopping:
                         interrupted = True
                         self.save_all()
                         log.warning("stopped at step %d; checkpoint saved; continue with --resume", state.step)

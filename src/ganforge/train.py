@@ -52,14 +52,13 @@ def _grad_norm(module: nn.Module) -> Tensor:
 def _apply(
     loss: Tensor, opt: torch.optim.Optimizer, module: nn.Module, state: TrainState, scaler: Any, with_norm: bool
 ) -> Tensor | None:
-    """Backward, gradients averaged across processes, one optimizer step; returns the gradient norm if asked."""
+    """Backward (DDP averages the gradients across processes in it), one optimizer step; the norm if asked."""
     opt.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
     else:  # fp16: scale the loss so small gradients survive; unscale before anything reads them
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
-    state.average_gradients(module)
     norm = _grad_norm(module) if with_norm else None
     if scaler is None:
         opt.step()
@@ -69,9 +68,11 @@ def _apply(
     return norm
 
 
-def _discriminate(state: TrainState, x_real: Tensor, x_fake: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
+def _discriminate(
+    state: TrainState, x_real: Tensor, x_fake: Tensor, labels: Tensor | None, D: nn.Module
+) -> tuple[Tensor, Tensor]:
     """D's raw outputs on real and fake: one forward on [real; fake] when D has no batch statistics."""
-    D, batch = state.D, x_real.size(0)
+    batch = x_real.size(0)
     with state.autocast():
         if state.joint_d_batch:
             both_labels = None if labels is None else torch.cat([labels, labels])
@@ -89,7 +90,10 @@ def d_update(
     if sigma := regularizers.annealed(cfg.instance_noise, state.step, cfg.steps):
         x_real = regularizers.add_instance_noise(x_real, sigma, state.aug_rng)
         x_fake = regularizers.add_instance_noise(x_fake, sigma, state.aug_rng)
-    out_real, out_fake = _discriminate(state, x_real, x_fake, labels)
+    # Through the DDP wrapper under torchrun: this backward reaches D's weights. Penalties use the plain D
+    # (a double backward DDP does not support) and join the same backward, whose gradients DDP averages.
+    D = state.D_sync if state.D_sync is not None else state.D
+    out_real, out_fake = _discriminate(state, x_real, x_fake, labels, D)
     logits_real, class_real = split_logits(out_real)
     logits_fake, class_fake = split_logits(out_fake)
 
@@ -142,7 +146,7 @@ def g_update(
     x_fake = state.augment(fake, cfg)
     logits_real = None
     if cfg.loss == "ragan":  # the relativistic loss compares with D's view of the real batch
-        out_real, out_fake = _discriminate(state, state.augment(real, cfg), x_fake, labels)
+        out_real, out_fake = _discriminate(state, state.augment(real, cfg), x_fake, labels, state.D)
         logits_real = split_logits(out_real)[0].detach()
     else:
         with state.autocast():
@@ -178,16 +182,20 @@ def train_step(
 
     next_batch() -> (real (B, C, H, W) in [-1, 1], labels (B,) or None): this process's share of a batch.
     """
-    for _ in range(cfg.n_critic):
+    for i in range(cfg.n_critic):
         real, labels = next_batch()
         z = state.noise(real.size(0), cfg.model.z_dim, real.device)
-        with state.autocast():
-            fake = state.G(z, labels)  # G runs once: the D update sees it detached, the G update through D
+        # Only the last critic step's fakes train G: earlier ones need no graph, and under torchrun only the
+        # last forward goes through G's DDP wrapper (each wrapped forward must be followed by G's backward).
+        last = i == cfg.n_critic - 1
+        G = state.G_sync if last and state.G_sync is not None else state.G
+        with state.autocast(), torch.set_grad_enabled(last):
+            fake = G(z, labels)  # G runs once: the D update sees it detached, the G update through D
         d_out = d_update(state, real, fake.detach(), labels, cfg, with_stats=with_stats)
     g_out = g_update(state, real, fake, labels, cfg, with_stats=with_stats)
     update_ema(state, cfg)
-    if state.ada is not None:
-        state.ada.update()
+    if state.ada is not None:  # every process adjusts p from the statistics of all of them
+        state.ada.update(reduce=torch.distributed.all_reduce if state.world_size > 1 else None)
     state.step += 1
 
     out = {"loss_d": d_out["loss_d"], "loss_g": g_out["loss_g"]}
@@ -273,7 +281,14 @@ def train(
     Example:
         >>> ganforge.train(dataclasses.replace(ganforge.PRESETS["seed"], steps=2_000, out_dir="runs/quick"))
     """
+    from ganforge import distributed
+    from ganforge.device import resolve_device
     from ganforge.loop import TrainingLoop
 
-    return TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
-                        on_step=on_step, evaluator=evaluator).run()  # fmt: skip
+    # Under torchrun (WORLD_SIZE set) join the process group: gloo on the CPU, NCCL with a GPU a rank.
+    dist = distributed.init_from_env(resolve_device(cfg.device), backend="auto")
+    try:
+        return TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
+                            on_step=on_step, evaluator=evaluator, dist=dist).run()  # fmt: skip
+    finally:
+        distributed.cleanup(dist)

@@ -12,15 +12,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ganforge import distributed
 from ganforge.augment import AdaptiveAugment, diff_augment
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig, model_config_from_dict
-from ganforge.errors import CheckpointError
+from ganforge.distributed import DistInfo
+from ganforge.errors import CheckpointError, ConfigError
 from ganforge.models import Generator, build_discriminator, build_generator, needs_separate_batches
-
-
-def _no_sync(module: nn.Module) -> None:
-    """Gradient averaging across processes; a no-op on one process (torchrun replaces it)."""
+from ganforge.precision import MixedPrecision, resolve_precision
 
 
 @dataclass
@@ -41,7 +40,10 @@ class TrainState:
     scaler_g: torch.amp.GradScaler | None = None  # fp16 only
     scaler_d: torch.amp.GradScaler | None = None
     autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
-    average_gradients: Callable[[nn.Module], None] = _no_sync
+    # torchrun: DistributedDataParallel wrappers sharing G's and D's parameters. Forward through them only
+    # where a backward into that network's weights follows (DDP averages those gradients in the backward).
+    G_sync: nn.Module | None = None
+    D_sync: nn.Module | None = None
     rank: int = 0
     world_size: int = 1
 
@@ -64,17 +66,23 @@ def _adam(params: Iterator[nn.Parameter], lr: float, cfg: TrainConfig, device: t
     return torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2), fused=device.type in ("cpu", "cuda"))
 
 
-def build_state(cfg: TrainConfig, device: torch.device) -> TrainState:
-    """Fresh networks and optimizers, seeded by cfg.seed."""
+def build_state(cfg: TrainConfig, device: torch.device, dist: DistInfo | None = None) -> TrainState:
+    """Fresh networks and optimizers, seeded by cfg.seed (the same on every process)."""
+    dist = dist or DistInfo(device=device)
     torch.manual_seed(cfg.seed)
     G = build_generator(cfg.model).to(device)
     D = build_discriminator(cfg.model).to(device)
+    if cfg.sync_bn:
+        _sync_batchnorm(G, D, dist)
     G_ema = None
     if cfg.use_ema:
         G_ema = build_generator(cfg.model).to(device).eval().requires_grad_(False)
         G_ema.load_state_dict(G.state_dict())
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
-    aug_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003)
+    # Augmentation draws differ between processes (each augments its own slice of the batch).
+    aug_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003 + 7_919 * dist.rank)
+    precision = resolve_precision(cfg.precision, device)  # "auto": bf16 where the CPU multiplies it natively
+    amp_g, amp_d = MixedPrecision(precision, device), MixedPrecision(precision, device)
     return TrainState(
         G=G,
         D=D,
@@ -85,7 +93,24 @@ def build_state(cfg: TrainConfig, device: torch.device) -> TrainState:
         aug_rng=aug_rng,
         ada=AdaptiveAugment(target=cfg.ada_target) if cfg.augment == "ada" else None,
         joint_d_batch=not needs_separate_batches(D),
+        scaler_g=amp_g.scaler,
+        scaler_d=amp_d.scaler,
+        autocast=amp_g.autocast,
+        G_sync=distributed.wrap(G, dist) if dist.is_distributed else None,
+        D_sync=distributed.wrap(D, dist) if dist.is_distributed else None,
+        rank=dist.rank,
+        world_size=dist.world_size,
     )
+
+
+def _sync_batchnorm(G: Generator, D: nn.Module, dist: DistInfo) -> None:
+    """--sync-bn: BatchNorm statistics over the global batch, in place (an error when neither network has any)."""
+    has_bn = [any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()) for net in (G, D)]
+    if not any(has_bn):
+        raise ConfigError("--sync-bn: neither network has a BatchNorm layer; drop --sync-bn for this model")
+    for net, what, has in ((G, "generator", has_bn[0]), (D, "discriminator", has_bn[1])):
+        if has:
+            distributed.convert_sync_batchnorm(net, dist, what=what)
 
 
 def state_payload(state: TrainState, cfg: TrainConfig, batches: Batches, extra: dict[str, Any]) -> dict[str, Any]:

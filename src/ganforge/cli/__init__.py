@@ -68,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))  # torchrun's; rank 0 alone logs and reports errors (no torch import)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.ERROR if rank else logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s",
         stream=sys.stderr,
         force=True,
@@ -80,8 +81,16 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return int(args.func(args) or 0)
     except GanforgeError as e:
-        print(f"ganforge: error: {e}", file=sys.stderr)
+        if rank == 0:  # every rank meets the same user error: one line, not one a process
+            print(f"ganforge: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if not rank:
+            raise
+        # A rank whose peer died (or was stopped by torchrun) fails in its next collective: one line, no flood.
+        print(f"ganforge: rank {rank} stopped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

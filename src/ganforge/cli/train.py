@@ -125,6 +125,7 @@ def _native_shape(spec: str, base: TrainConfig, given: dict[str, Any]) -> dict[s
 
 
 def run(args: argparse.Namespace) -> int:
+    from ganforge.distributed import env_rank
     from ganforge.train import train
 
     cfg = resolve_config(args)
@@ -135,9 +136,10 @@ def run(args: argparse.Namespace) -> int:
         cfg,
         resume=args.resume,
         resume_from=args.resume_from,
-        on_step=_progress(cfg) if is_terminal() else None,
+        on_step=_progress(cfg) if is_terminal() and env_rank() == 0 else None,
     )
-    print(summary(result, cfg))
+    if env_rank() == 0:
+        print(summary(result, cfg))
     return 130 if result.interrupted else 0
 
 
