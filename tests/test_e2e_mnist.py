@@ -27,15 +27,19 @@ def _check_run(cfg, result, real):
     logs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in logs] == list(range(100, cfg.steps + 1, 100))
     assert all(0 < entry["d_real"] < 1 and 0 < entry["d_fake"] < 1 for entry in logs)
-    # Digits are dark background with bright strokes. An untrained G gives grey (corr ~0 with the mean
-    # digit, no dark pixels); after a few hundred steps the samples must have moved well towards the data.
+    # Digits are dark background with bright strokes. An untrained G gives grey (corr -0.03 with the mean
+    # digit, mean |difference| 0.74, no dark pixels, pixel std 0.07); after a few hundred steps the samples
+    # must have moved well towards the data. After 400 steps the values spread widely with the seed (and so
+    # with the machine, whose kernels change the run): measured over seeds 0-9 on mnist-sample and on the
+    # test digits, OMP_NUM_THREADS=1 and 2 (equal here): corr 0.53-0.77, mean |difference| 0.27-0.49,
+    # background fraction 0.16-0.62 (another machine saw 0.39 for seed 0), pixel std 0.089-0.17.
     fake = sample(load_generator(run), 1000, seed=0)
     corr = torch.corrcoef(torch.stack([real.mean(0).flatten(), fake.mean(0).flatten()]))[0, 1]
-    assert corr > 0.4, f"the mean sample does not look like the mean digit (corr {corr:.2f})"
-    assert (real.mean(0) - fake.mean(0)).abs().mean() < 0.4
+    assert corr > 0.3, f"the mean sample does not look like the mean digit (corr {corr:.2f})"
+    assert (real.mean(0) - fake.mean(0)).abs().mean() < 0.6
     dark = (fake < -0.5).float().mean()
-    assert dark > 0.4, f"only {dark:.2f} of generated pixels are background"
-    assert fake.std(0).mean() > 0.1, "the samples barely differ: G collapsed"
+    assert dark > 0.05, f"only {dark:.2f} of generated pixels are background"
+    assert fake.std(0).mean() > 0.05, "the samples barely differ: G collapsed"
 
 
 def test_seed_preset_on_mnist_sample(tmp_path):
