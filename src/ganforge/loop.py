@@ -18,10 +18,12 @@ from ganforge import checkpoint, distributed, rundir
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset
+from ganforge.diagnostics import Monitor, QualityProbe, summary_line
 from ganforge.distributed import DistInfo
-from ganforge.errors import CheckpointError, TrainingError
+from ganforge.errors import CheckpointError, GanforgeError, TrainingError
 from ganforge.models import Generator
 from ganforge.sample import generate, latents
+from ganforge.tensorboard import TensorBoardLog
 from ganforge.train import RunResult, check_dataset, load_training_data, train_step
 from ganforge.train_state import build_state, restore_state, state_payload
 from ganforge.version import __version__
@@ -89,6 +91,7 @@ class TrainingLoop:
         on_step: Callable[[int, dict[str, float] | None], None] | None,
         evaluator: Callable[[Generator], dict[str, Any]] | None,
         dist: DistInfo,
+        watch: bool = False,
     ) -> None:
         self.dist = dist  # one process, or this rank of a torchrun job; rank 0 alone writes the run directory
         self.device = dist.device
@@ -124,8 +127,17 @@ class TrainingLoop:
         self.state = build_state(cfg, self.device, dist)
         # Every rank draws the same global batch (same seed and order) and keeps its own disjoint slice.
         self.batches = Batches(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device)
+        # Quick quality checks and the warnings drawn from them (rank 0 alone judges and writes).
+        self.probe = None
+        if cfg.check_interval and dist.is_main:
+            self.probe = QualityProbe.build(cfg.model, self.dataset, seed=cfg.seed, device=self.device)
+        self.monitor = Monitor()
         if payload is not None and ckpt_path is not None:
             restore_state(self.state, payload, cfg, self.batches, ckpt_path)
+            if "monitor" in payload:
+                self.monitor.load_state_dict(payload["monitor"])
+        self.tb = TensorBoardLog(self.run_dir) if cfg.tensorboard and dist.is_main else None
+        self.watch = watch
 
         # 2. The run directory: stale temporary files go, config.json (with its resume history) is written first.
         self.metrics_path = self.run_dir / rundir.METRICS_FILE
@@ -155,6 +167,7 @@ class TrainingLoop:
             "loss": cfg.loss,
         }
         self.warnings_seen: list[str] = []
+        self.final_check: dict[str, Any] = {}
         self.metrics_file: TextIO | None = None
 
     def _resume_checkpoint(self, resume_from: str | Path | None) -> tuple[Path, dict[str, Any]]:
@@ -177,7 +190,7 @@ class TrainingLoop:
     def sampler(self) -> Generator:
         return self.state.G_ema if self.state.G_ema is not None else self.state.G
 
-    def save_grid(self, path: Path, *, final: bool = False) -> None:
+    def save_grid(self, path: Path, *, final: bool = False) -> torch.Tensor | None:
         """The 5x5 grid of the fixed noise (a scatter plot of 2,500 points for 2-D data), with provenance chunks.
 
         final: the generator file was just written from these weights, so the grid names its sha256.
@@ -186,7 +199,7 @@ class TrainingLoop:
         from ganforge.images import is_points, make_grid, provenance, save_png, save_toy_scatter
 
         if not self.dist.is_main:
-            return
+            return None
         G, cfg, step = self.sampler(), self.cfg, self.state.step
         points = is_points(cfg.model.shape)
         z = latents(2_500, cfg.model.z_dim, seed=cfg.seed).to(self.device) if points else self.fixed_z
@@ -202,14 +215,18 @@ class TrainingLoop:
         )  # fmt: skip
         if points:
             save_toy_scatter(images.reshape(-1, 2), path, toy_modes(cfg.data), text, title=f"{cfg.preset} step {step}")
-        else:
-            save_png(make_grid(images, nrow=5), path, text)
+            return None
+        save_png(make_grid(images, nrow=5), path, text)
+        return images
 
     def save_all(self) -> None:
         if not self.dist.is_main:
             return
         run_dir, state = self.run_dir, self.state
-        extra: dict[str, Any] = {"world_size": self.dist.world_size}  # a resume must use as many processes
+        extra: dict[str, Any] = {
+            "world_size": self.dist.world_size,  # a resume must use as many processes
+            "monitor": self.monitor.state_dict(),  # warnings stay raised once per episode across a resume
+        }
         checkpoint.save_checkpoint(
             checkpoint.checkpoint_path(run_dir, state.step), state_payload(state, self.cfg, self.batches, extra)
         )
@@ -279,8 +296,12 @@ class TrainingLoop:
             with _stop_requests() as stop:
                 while self.state.step < cfg.steps:
                     state = self.state
-                    with_stats = cfg.log_every > 0 and (state.step + 1) % cfg.log_every == 0
-                    with_stats = with_stats or state.step + 1 == cfg.steps
+                    next_step = state.step + 1
+                    check_due = self.probe is not None and (
+                        next_step % cfg.check_interval == 0 or next_step == cfg.steps
+                    )
+                    with_stats = cfg.log_every > 0 and next_step % cfg.log_every == 0
+                    with_stats = with_stats or next_step == cfg.steps or check_due
                     t0 = time.perf_counter()
                     out = train_step(state, self.next_batch, cfg, with_stats=with_stats)
                     # A finiteness check syncs a GPU, so there it waits for the next log or checkpoint step; on
@@ -303,7 +324,7 @@ class TrainingLoop:
                         nonfinite.zero_()
                         seconds_at_log, step_at_log = train_seconds, self.state.step
                         continue
-                    logged = None
+                    logged: dict[str, Any] | None = None
                     if with_stats:
                         out = distributed.reduce_mean(out, self.dist)  # the mean over ranks; one all-reduce
                         logged = {k: round(float(v), 6) for k, v in out.items()}
@@ -312,14 +333,20 @@ class TrainingLoop:
                             steps_done * cfg.batch_size / max(train_seconds - seconds_at_log, 1e-9), 1
                         )
                         seconds_at_log, step_at_log = train_seconds, state.step
-                        if self.evaluator and cfg.eval_every and state.step % cfg.eval_every == 0 and self.dist.is_main:
-                            logged.update(_scalars(self.evaluator(self.sampler())))
+                        if self.dist.is_main:
+                            self._observe(logged, check_due=check_due)
                         self._write_line({"step": state.step, **logged})
                         log.info("%s", _log_line(state.step, logged))
+                        for warning in logged.get("warnings", []):
+                            log.warning("warning: %s", warning)
                     if state.step == cfg.steps:
                         last = {k: float(v) for k, v in out.items()}
                     if cfg.sample_every and state.step % cfg.sample_every == 0:
-                        self.save_grid(self.run_dir / "samples" / f"step_{state.step:07d}.png")
+                        images = self.save_grid(self.run_dir / "samples" / f"step_{state.step:07d}.png")
+                        if self.tb is not None and images is not None:
+                            self.tb.image(state.step, "samples", images)
+                        if self.watch:
+                            self.write_report()
                     if checkpoint_due or state.step == cfg.steps:
                         self.save_all()
                     if self.on_step:
@@ -333,6 +360,8 @@ class TrainingLoop:
             logging.getLogger("ganforge").removeFilter(once)
             if self.metrics_file is not None:
                 self.metrics_file.close()
+            if self.tb is not None:
+                self.tb.close()
         seconds = time.perf_counter() - t_start
         samples_path = None
         if not interrupted:
@@ -341,6 +370,7 @@ class TrainingLoop:
                 self.save_all()
             samples_path = self.run_dir / "samples.png"
             self.save_grid(samples_path, final=True)
+        self.write_report()
         steps_trained = self.state.step - start_step
         return RunResult(
             run_dir=self.run_dir,
@@ -352,7 +382,39 @@ class TrainingLoop:
             generator_path=self.run_dir / checkpoint.GENERATOR_FILE,
             samples_path=samples_path if samples_path and samples_path.exists() else None,
             interrupted=interrupted,
+            quality=self.final_check,
+            warnings=[code for _, code in self.monitor.raised],
+            summary=summary_line(self.final_check, [c for _, c in self.monitor.raised]) if self.final_check else "",
         )
+
+    def _observe(self, logged: dict[str, Any], *, check_due: bool) -> None:
+        """Add the due evaluation and quality check to a log row, then the warnings they raise (once an episode)."""
+        cfg, step = self.cfg, self.state.step
+        if self.evaluator and cfg.eval_every and step % cfg.eval_every == 0:
+            logged.update(_scalars(self.evaluator(self.sampler())))
+        if check_due and self.probe is not None:
+            G = self.sampler()
+            logged.update(self.probe.check(G))
+            if step == cfg.steps:  # the end-of-run figure: FID on 2,000 samples where an extractor exists
+                if (fid := self.probe.fid_2k(G)) is not None:
+                    logged["fid_2k"] = round(fid, 4)
+                self.final_check = {k: v for k, v in logged.items() if k not in ("warnings",)}
+        warnings = self.monitor.observe(step, logged)
+        if warnings:
+            logged["warnings"] = warnings
+        if self.tb is not None:
+            self.tb.scalars(step, logged)
+
+    def write_report(self) -> None:
+        """RUN/report.html from what the run wrote so far; a report that fails never ends the run."""
+        if not self.dist.is_main:
+            return
+        from ganforge.report import write_report
+
+        try:
+            write_report([self.run_dir], self.run_dir / "report.html")
+        except GanforgeError as e:
+            log.warning("warning: the report was not written: %s", e)
 
 
 def _log_line(step: int, logged: dict[str, float]) -> str:

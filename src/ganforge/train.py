@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ class RunResult:
     generator_path: Path
     samples_path: Path | None
     interrupted: bool = False
+    quality: dict[str, float] = field(default_factory=dict)  # the last quick quality check (classes, mode KL, ...)
+    warnings: list[str] = field(default_factory=list)  # codes of the warnings raised (mode_collapse, d_wins, ...)
+    summary: str = ""  # one line: what the run covered, and what to try when it went wrong
 
 
 def _grad_norm(module: nn.Module) -> Tensor:
@@ -268,6 +271,7 @@ def train(
     dataset: Dataset | None = None,
     on_step: Callable[[int, dict[str, float] | None], None] | None = None,
     evaluator: Callable[[Generator], dict[str, Any]] | None = None,
+    watch: bool = False,
 ) -> RunResult:
     """Train a GAN as `cfg` says; writes the run directory (DESIGN.md) and returns a RunResult.
 
@@ -277,6 +281,7 @@ def train(
         resume_from: continue from this checkpoint file instead (implies resume).
         on_step: called after every step with (step, logged stats or None).
         evaluator: G -> metrics dict, called every cfg.eval_every steps (default: ganforge.metrics.evaluate).
+        watch: rewrite RUN/report.html at every sample step, to follow the run in a browser.
 
     Example:
         >>> ganforge.train(dataclasses.replace(ganforge.PRESETS["seed"], steps=2_000, out_dir="runs/quick"))
@@ -289,6 +294,6 @@ def train(
     dist = distributed.init_from_env(resolve_device(cfg.device), backend="auto")
     try:
         return TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
-                            on_step=on_step, evaluator=evaluator, dist=dist).run()  # fmt: skip
+                            on_step=on_step, evaluator=evaluator, dist=dist, watch=watch).run()  # fmt: skip
     finally:
         distributed.cleanup(dist)

@@ -86,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--eval-every", type=int, default=None, help="steps between metric evaluations (0 = off)")
     g.add_argument("--check-every", type=int, default=None, help="steps between quick quality checks (0 = off)")
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard events to RUN/tb")
+    g.add_argument("--watch", action="store_true", help="rewrite RUN/report.html at every sample step (open it)")
     g.add_argument("--sync-bn", action="store_true", default=None, help="torchrun: SyncBatchNorm across processes")
     p.set_defaults(func=run)
 
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         resume_from=args.resume_from,
         on_step=_progress(cfg) if is_terminal() and env_rank() == 0 else None,
+        watch=args.watch,
     )
     if env_rank() == 0:
         print(summary(result, cfg))
@@ -149,12 +151,17 @@ def _progress(cfg: TrainConfig) -> Any:
 
     logging.getLogger("ganforge.train").setLevel(logging.WARNING)
     bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True, leave=True)
+    figures: dict[str, str] = {}  # the latest quick-check figures, kept on the bar between checks
 
     def on_step(step: int, logged: dict[str, float] | None) -> None:
         bar.update(step - bar.n)
         if logged:
+            if "classes_covered" in logged:
+                figures["classes"] = f"{logged['classes_covered']:.0f}/{logged['num_classes']:.0f}"
+            elif "modes_covered" in logged and "num_modes" in logged:
+                figures["modes"] = f"{logged['modes_covered']:.0f}/{logged['num_modes']:.0f}"
             bar.set_postfix(loss_d=f"{logged['loss_d']:.3f}", loss_g=f"{logged['loss_g']:.3f}",
-                            img_s=f"{logged['img_per_s']:.0f}")  # fmt: skip
+                            img_s=f"{logged['img_per_s']:.0f}", **figures)  # fmt: skip
         if step >= cfg.steps:
             bar.close()
 
@@ -170,9 +177,13 @@ def summary(result: RunResult, cfg: TrainConfig) -> str:
     ]
     if losses:
         lines.append(f"  final {losses}")
+    if result.summary:
+        lines.append(f"  quality:   {result.summary}")
     lines.append(f"  generator: {result.generator_path}")
     if result.samples_path:
         lines.append(f"  samples:   {result.samples_path}")
+    if (result.run_dir / "report.html").is_file():
+        lines.append(f"  report:    {result.run_dir / 'report.html'}")
     if result.interrupted:
         lines.append(f"  continue:  ganforge train --out {result.run_dir} --resume")
     return "\n".join(lines)
