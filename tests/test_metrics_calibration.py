@@ -54,6 +54,9 @@ def scorer(halves):
 
 
 def test_noise_and_blur_ladders_are_monotonic(halves, scorer):
+    # Measured on three pairs of halves (offsets 0, 2, 4) and noise seeds 0-2, 1 thread: FID clean 0.90-1.01,
+    # noise 0.1/0.2/0.4 2.2-2.4 / 10.6-11.3 / 67-69, blur 1/2 14.9-15.4 / 116; KID from -0.008 up by
+    # >= 0.02 a rung; precision 0.82-0.86, 0.71-0.77, 0.23-0.27, 0.0-0.014; blur 0.20-0.21, 0.0.
     _, base, _ = halves
     clean = scorer(base)
     for degrade, strengths in ((add_noise, (0.1, 0.2, 0.4)), (blur, (1.0, 2.0))):
@@ -69,6 +72,8 @@ def test_noise_and_blur_ladders_are_monotonic(halves, scorer):
 
 def test_dropping_a_class_and_copying_show_in_modes_recall_and_coverage(halves, scorer):
     _, base, labels = halves
+    # Measured as above: floor recall 0.81-0.85, coverage 0.97; without the 9s 9 modes, mode KL 0.105
+    # (log 10/9 by construction); copies recall 0.0, coverage 0.06-0.11, precision 0.7-1.0.
     floor = scorer(base)
     assert floor["modes"] == 10 and floor["recall"] > 0.6 and floor["coverage"] > 0.6
     dropped = scorer(drop_class(base, labels, 9))

