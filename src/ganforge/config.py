@@ -236,7 +236,7 @@ PRESETS: dict[str, TrainConfig] = {
     "seed-stable": TrainConfig(
         model=ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=100, width=256, minibatch_std=True),
         preset="seed-stable",
-        r1=1.0,
+        r1=10.0,
         reg_every=4,
         ema_decay=0.999,
         out_dir="runs/seed-stable",
