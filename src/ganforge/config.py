@@ -312,19 +312,45 @@ PRESETS: dict[str, TrainConfig] = {
         ema_decay=0.999,
         out_dir="runs/cgan",
     ),
-    # 2-D ring of 8 Gaussians, for stability work: small MLPs with a linear output.
+    # 2-D ring of 8 Gaussians (std 0.02), for stability work: small MLPs with a linear output. R1 keeps D
+    # smooth enough that G does not drop modes; the EMA of G (Adam beta1 0) makes the clusters tight.
+    # bench/toy_modes.py: seed 0 reached 8/8 modes, 94% within 3 std after 10,000 steps (issue 8).
     "toy-ring": TrainConfig(
         model=ModelConfig(arch="mlp", image_size=1, channels=2, z_dim=16, width=128, out_activation="none"),
         preset="toy-ring",
         data="toy:ring8",
         batch_size=256,
-        steps=5_000,
-        lr_g=1e-3,
-        lr_d=1e-3,
+        steps=10_000,
+        lr_g=5e-4,
+        lr_d=5e-4,
+        beta1=0.0,
+        beta2=0.99,
+        r1=0.1,
+        ema_decay=0.999,
         log_every=100,
         sample_every=0,
-        checkpoint_every=1_000,
+        checkpoint_every=2_500,
         out_dir="runs/toy-ring",
+    ),
+    # 2-D 5x5 grid of 25 Gaussians (std 0.05): instance noise (annealed to 0) lets G spread over every mode
+    # early on, a light lazy R1 and the EMA of G sharpen the modes as the noise fades. Below the issue's
+    # target so far (seed 0: 14/25 modes, 48% within 3 std): see bench/toy_modes.py.
+    "toy-grid": TrainConfig(
+        model=ModelConfig(arch="mlp", image_size=1, channels=2, z_dim=16, width=128, out_activation="none"),
+        preset="toy-grid",
+        data="toy:grid25",
+        batch_size=256,
+        steps=10_000,
+        lr_g=1e-3,
+        lr_d=1e-3,
+        instance_noise=0.3,
+        r1=0.01,
+        reg_every=4,
+        ema_decay=0.999,
+        log_every=100,
+        sample_every=0,
+        checkpoint_every=2_500,
+        out_dir="runs/toy-grid",
     ),
 }
 
