@@ -54,15 +54,6 @@ def _stop_requests() -> Iterator[list[int]]:
             signal.signal(sig, old)
 
 
-def _load_latest_good(run_dir: Path) -> tuple[Path, dict[str, Any]]:
-    load = getattr(checkpoint, "load_latest_good", None)
-    if load is not None:
-        return load(run_dir)  # type: ignore[no-any-return]
-    path = checkpoint.latest_checkpoint(run_dir)
-    assert path is not None
-    return path, checkpoint.load_checkpoint(path)
-
-
 class _Once(logging.Filter):
     """Lets each distinct message through once (periodic evaluations repeat the same data notes)."""
 
@@ -178,7 +169,7 @@ class TrainingLoop:
             raise CheckpointError(
                 f"--resume: no checkpoint in {self.run_dir}/checkpoints; train without --resume first"
             )
-        return _load_latest_good(self.run_dir)
+        return checkpoint.load_latest_good(self.run_dir)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This process's slice of the next global batch (the whole batch on one process)."""
@@ -258,7 +249,7 @@ class TrainingLoop:
         self.state = build_state(self.cfg, self.device, self.dist)
         self.batches = Batches(self.dataset, self.cfg.batch_size, seed=self.cfg.seed, device=self.device)
         if good is not None:
-            path, payload = _load_latest_good(self.run_dir)
+            path, payload = checkpoint.load_latest_good(self.run_dir)
             restore_state(self.state, payload, self.cfg, self.batches, path)
         self.state.rollbacks = rollbacks
         for opt in (self.state.opt_g, self.state.opt_d):
