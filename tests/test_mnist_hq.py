@@ -1,0 +1,40 @@
+"""The mnist-hq preset: its recipe trains, and a short run already scores far better than an untrained G."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from ganforge import PRESETS, evaluate, load_generator, train
+from ganforge.models import build_generator
+
+STEPS = 300
+N = 1_000  # samples scored; the reference is the MNIST test split, or mnist-sample offline
+
+
+def test_mnist_hq_is_a_convolutional_mnist_recipe() -> None:
+    cfg = PRESETS["mnist-hq"]
+    assert cfg.preset == "mnist-hq"
+    assert cfg.data == "mnist"
+    assert cfg.model.arch == "dcgan"
+    assert cfg.model.shape == (1, 28, 28)
+    assert cfg.use_ema  # samples and the generator file come from the EMA of G
+
+
+def test_mnist_hq_short_run_beats_an_untrained_generator(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(
+        PRESETS["mnist-hq"], data="mnist-sample", steps=STEPS, log_every=100, checkpoint_every=0, sample_every=0,
+        check_every=0, device="cpu", out_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    result = train(cfg)
+    assert result.step == STEPS
+    which = ["fid", "modes"]
+    trained = evaluate(load_generator(result.run_dir), data="mnist-sample", n=N, metrics=which)
+    torch.manual_seed(cfg.seed)
+    untrained = evaluate(build_generator(cfg.model).eval(), data="mnist-sample", n=N, metrics=which)
+    # Measured (300 steps, 1,000 samples against mnist-sample), seeds 0-2 with OMP_NUM_THREADS=1:
+    # trained FID 18.8-19.5 against 203.7-203.8 untrained (ratio 0.092-0.096); classes covered 4-6 against 1.
+    assert trained["fid"] < 0.25 * untrained["fid"], (trained["fid"], untrained["fid"])
+    assert trained["modes_covered"] >= 3 > untrained["modes_covered"], (trained, untrained)
