@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CHROMIUM, CHROMIUM_MISSING
 
 from ganforge.cli import main
 from ganforge.errors import GanforgeError
@@ -96,12 +96,11 @@ def test_cli_default_output_and_one_line_errors(tmp_path, capsys):
         write_report([], tmp_path / "x.html")
 
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]  # fmt: skip
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=CHROMIUM_MISSING)
 def test_page_loads_in_chromium_without_errors_or_requests(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     out = write_report([_make_run(tmp_path, "a"), _make_run(tmp_path, "b", shift=0.3)], tmp_path / "r.html")
