@@ -122,7 +122,6 @@ class TrainConfig:
     check_every: int = -1  # quick quality checks (classes, mode KL, diversity); -1: about 10 a run; 0: off
     tensorboard: bool = False  # also write TensorBoard events under RUN/tb/
     precision: Precision = "fp32"  # autocast dtype of the forward passes
-    compile: bool = False  # torch.compile the networks
     sync_bn: bool = False  # torchrun: SyncBatchNorm across processes
 
     def __post_init__(self) -> None:

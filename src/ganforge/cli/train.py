@@ -21,7 +21,7 @@ _OVERRIDES = (
     "clip", "gp", "r1", "r2", "reg_every", "n_critic", "augment", "ada_target", "label_smoothing",
     "instance_noise", "precision",
 )  # fmt: skip
-_SWITCHES = ("gp_one_sided", "tensorboard", "compile", "sync_bn")  # store_true flags -> True fields
+_SWITCHES = ("gp_one_sided", "tensorboard", "sync_bn")  # store_true flags -> True fields
 # flag -> ModelConfig field
 _MODEL_OVERRIDES = ("arch", "image_size", "channels", "num_classes", "conditioning", "width", "d_width", "z_dim")
 _MODEL_SWITCHES = ("spectral_norm", "spectral_norm_g", "minibatch_std")
@@ -65,7 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--ema-decay", type=float, default=None, help="EMA of G (0 = off)")
     o.add_argument("--no-ema-rampup", action="store_true", help="use the EMA decay from step 0 (no ramp-up)")
     o.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast dtype (default fp32)")
-    o.add_argument("--compile", action="store_true", default=None, help="torch.compile the networks")
 
     r = p.add_argument_group("regularizers and augmentation")
     r.add_argument("--clip", type=float, default=None, help="wgan: clip D's weights to [-C, C] (default 0.01)")
