@@ -293,7 +293,11 @@ def train(
     # Under torchrun (WORLD_SIZE set) join the process group: gloo on the CPU, NCCL with a GPU a rank.
     dist = distributed.init_from_env(resolve_device(cfg.device), backend="auto")
     try:
-        return TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
-                            on_step=on_step, evaluator=evaluator, dist=dist, watch=watch).run()  # fmt: skip
+        result = TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
+                              on_step=on_step, evaluator=evaluator, dist=dist, watch=watch).run()  # fmt: skip
+        # Rank 0 may still be writing the grid and the report: leave the process group together (a rank that
+        # tears gloo down while its peer works aborts the job).
+        distributed.barrier(dist)
+        return result
     finally:
         distributed.cleanup(dist)
