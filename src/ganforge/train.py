@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,27 +215,6 @@ def train_step(
 def _probability(logits: Tensor) -> Tensor:
     """Mean D(x) as a probability; for losses without a sigmoid (wgan, lsgan, hinge) sigmoid(logit) still ranks."""
     return torch.sigmoid(logits.float()).mean()
-
-
-@contextmanager
-def _stop_requests() -> Iterator[list[int]]:
-    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so a stop never splits a step."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield received
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: object) -> None:
-        received.append(signum)
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def load_training_data(cfg: TrainConfig) -> Dataset:
