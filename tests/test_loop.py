@@ -257,3 +257,23 @@ def test_toy_runs_save_a_scatter_plot_at_each_sample_step(tmp_path):
     for path in (tmp_path / "toy" / "samples" / "step_0000010.png", tmp_path / "toy" / "samples.png"):
         with Image.open(path) as image:
             assert min(image.size) > 200  # a plot, not a 17x17 grid of 1x1 "images"
+
+
+def test_the_ema_generator_is_not_noise_after_200_dcgan_steps(tmp_path):
+    """Issue 11: with decay 0.999 and no ramp-up the exported EMA G was grey noise at step 200 (FID 362 vs 55)."""
+    from ganforge import evaluate
+    from ganforge.models import build_generator
+
+    cfg = dataclasses.replace(
+        PRESETS["dcgan"], data="mnist-sample", steps=200, device="cpu", out_dir=str(tmp_path / "run"),
+        log_every=100, checkpoint_every=200, sample_every=0, check_every=0,
+    )  # fmt: skip
+    train(cfg)
+    payload = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(cfg.out_dir))
+    fid = {}
+    for key in ("G", "G_ema"):
+        G = build_generator(cfg.model)
+        G.load_state_dict(payload[key])
+        fid[key] = evaluate(G.eval(), data="mnist-sample", n=1_000, metrics=["fid"])["fid"]
+    # Measured on seeds 0-2 (1 thread): raw 39.2-42.8, EMA 38.4-62.9 (ratio 0.98-1.47); without the ramp 6.6x.
+    assert fid["G_ema"] < 2.0 * fid["G"], fid
