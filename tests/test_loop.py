@@ -7,47 +7,19 @@ import signal
 
 import pytest
 import torch
+from test_train import assert_same_weights, tiny_data, weights
+from test_train import tiny_cfg as train_tiny_cfg
 
 from ganforge import checkpoint, loop
 from ganforge.cli import main
-from ganforge.config import PRESETS, ModelConfig, TrainConfig
-from ganforge.data import Dataset
+from ganforge.config import PRESETS, ModelConfig
 from ganforge.errors import TrainingError
 from ganforge.train import train
 
 
-def tiny_data(n=256, size=8, classes=0, channels=1):
-    rng = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=rng)
-    labels = torch.arange(n) % classes if classes else None
-    return Dataset("tiny", "tiny", images, labels, classes, "train", "test fixture")
-
-
 def tiny_cfg(out_dir, **changes):
-    cfg = TrainConfig(
-        model=ModelConfig(arch="mlp", image_size=8, channels=1, z_dim=8, width=16),
-        data="tiny",
-        steps=40,
-        batch_size=16,
-        log_every=10,
-        checkpoint_every=20,
-        sample_every=20,
-        check_every=0,
-        device="cpu",
-        out_dir=str(out_dir),
-    )
-    return dataclasses.replace(cfg, **changes)
-
-
-def saved_weights(run_dir):
-    payload = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(run_dir))
-    return {**{f"G.{k}": v for k, v in payload["G"].items()}, **{f"D.{k}": v for k, v in payload["D"].items()}}
-
-
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    """test_train's tiny run, without the quick quality checks (these tests are about the loop)."""
+    return train_tiny_cfg(out_dir, **{"check_every": 0, **changes})
 
 
 def test_a_refused_resume_changes_nothing(tmp_path):
@@ -101,10 +73,10 @@ def test_cli_resume_with_another_model_is_refused_and_the_run_still_resumes(tmp_
 def test_resume_from_an_older_checkpoint(tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(run, steps=40, checkpoint_every=10), dataset=tiny_data())
-    straight = saved_weights(run)
+    straight = weights(run)
     older = checkpoint.checkpoint_path(run, 20)
     train(tiny_cfg(run, steps=40, checkpoint_every=10), resume_from=older, dataset=tiny_data())
-    assert_same(saved_weights(run), straight)
+    assert_same_weights(weights(run), straight)
 
 
 def _nan_at(steps_with_nan):
@@ -166,7 +138,8 @@ def test_the_ema_ramp_follows_g_early_and_the_plain_decay_does_not(tmp_path):
         key = "net.0.weight"
         moved_g = (payload["G"][key] - start[key]).norm()
         moved_ema = (payload["G_ema"][key] - start[key]).norm()
-        # with the ramp the EMA has moved most of G's way after 10 steps; with a plain 0.999 decay about 1%
+        # With the ramp the EMA has moved most of G's way after 10 steps; with a plain 0.999 decay about 1%.
+        # Measured on seeds 0-2, 1 and 2 threads: 0.899-0.914 with the ramp, 0.006 without.
         assert (moved_ema / moved_g > 0.5) if rampup else (moved_ema / moved_g < 0.05)
 
 
@@ -212,12 +185,12 @@ def test_resume_is_exact_with_every_part_of_the_step_on(tmp_path):
 
     assert train(everything_on(tmp_path / "stopped"), dataset=data, on_step=stop_at_7).interrupted
     train(everything_on(tmp_path / "stopped"), resume=True, dataset=data)
-    a, b = saved_weights(tmp_path / "straight"), saved_weights(tmp_path / "stopped")
-    assert_same(a, b)
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "stopped")
+    assert_same_weights(a, b)
     pa = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(tmp_path / "straight"))
     pb = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(tmp_path / "stopped"))
     assert pa["ada"]["calls"] == pb["ada"]["calls"] and torch.equal(pa["ada"]["p"], pb["ada"]["p"])
-    assert_same(pa["G_ema"], pb["G_ema"])
+    assert_same_weights(pa["G_ema"], pb["G_ema"])
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -24,7 +24,6 @@ AUGMENTS = ("none", "diffaugment", "ada")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 CONV_SIZES = (28, 32, 64)  # the dcgan and resnet archs
-DCGAN_SIZES = CONV_SIZES
 
 
 @dataclass(frozen=True)
