@@ -250,3 +250,12 @@ def test_the_ema_generator_is_not_noise_after_200_dcgan_steps(tmp_path):
         fid[key] = evaluate(G.eval(), data="mnist-sample", n=1_000, metrics=["fid"])["fid"]
     # Measured on seeds 0-2 (1 thread): raw 39.2-42.8, EMA 38.4-62.9 (ratio 0.98-1.47); without the ramp 6.6x.
     assert fid["G_ema"] < 2.0 * fid["G"], fid
+
+
+def test_periodic_evaluations_show_their_data_note_once(tmp_path, caplog):
+    """Issue 11 item 13: offline, every evaluation falls back to mnist-sample; the note is shown once a run."""
+    model = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
+    cfg = tiny_cfg(tmp_path / "eval", model=model, data="mnist", steps=30, eval_every=10, sample_every=0)
+    train(cfg)
+    notes = [r for r in caplog.records if "test split is not available" in r.getMessage()]
+    assert len(notes) == 1, [r.getMessage() for r in notes]

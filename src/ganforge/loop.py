@@ -55,7 +55,10 @@ def _stop_requests() -> Iterator[list[int]]:
 
 
 class _Once(logging.Filter):
-    """Lets each distinct message through once (periodic evaluations repeat the same data notes)."""
+    """Lets each distinct message through once (periodic evaluations repeat the same data notes).
+
+    A logger's filters see only the records logged on that logger, so _quiet_repeats puts it on each of ours.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,6 +70,23 @@ class _Once(logging.Filter):
             return False
         self.seen.add(message)
         return True
+
+
+@contextmanager
+def _quiet_repeats(once: _Once) -> Iterator[None]:
+    """Within the block, every ganforge logger passes each distinct message once (across all blocks using `once`)."""
+    loggers = [
+        logger
+        for name, logger in logging.Logger.manager.loggerDict.items()
+        if name.startswith("ganforge") and isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        logger.addFilter(once)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(once)
 
 
 class TrainingLoop:
@@ -159,6 +179,7 @@ class TrainingLoop:
         }
         self.warnings_seen: list[str] = []
         self.final_check: dict[str, Any] = {}
+        self.eval_notes = _Once()  # each evaluation repeats the same data notes: show them once a run
         self.metrics_file: TextIO | None = None
 
     def _resume_checkpoint(self, resume_from: str | Path | None) -> tuple[Path, dict[str, Any]]:
@@ -278,8 +299,6 @@ class TrainingLoop:
         t_start = time.perf_counter()
         last: dict[str, float] = {}
         interrupted = False
-        once = _Once()
-        logging.getLogger("ganforge").addFilter(once)
         nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         try:
             if self.dist.is_main:
@@ -348,7 +367,6 @@ class TrainingLoop:
                         log.warning("stopped at step %d; checkpoint saved; continue with --resume", state.step)
                         break
         finally:
-            logging.getLogger("ganforge").removeFilter(once)
             if self.metrics_file is not None:
                 self.metrics_file.close()
             if self.tb is not None:
@@ -382,7 +400,8 @@ class TrainingLoop:
         """Add the due evaluation and quality check to a log row, then the warnings they raise (once an episode)."""
         cfg, step = self.cfg, self.state.step
         if self.evaluator and cfg.eval_every and step % cfg.eval_every == 0:
-            logged.update(_scalars(self.evaluator(self.sampler())))
+            with _quiet_repeats(self.eval_notes):
+                logged.update(_scalars(self.evaluator(self.sampler())))
         if check_due and self.probe is not None:
             G = self.sampler()
             logged.update(self.probe.check(G))
