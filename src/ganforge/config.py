@@ -15,6 +15,7 @@ LossKind = Literal["nonsaturating", "minimax", "hinge", "lsgan", "wgan", "ragan"
 Conditioning = Literal["projection", "acgan"]
 AugmentKind = Literal["none", "diffaugment", "ada"]
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
+CompileMode = Literal["off", "default", "reduce-overhead"]
 Device = str  # "auto", "cpu", "cuda" or "cuda:N"
 
 ARCHS = ("mlp", "dcgan", "resnet")
@@ -22,6 +23,7 @@ LOSSES = ("nonsaturating", "minimax", "hinge", "lsgan", "wgan", "ragan")
 CONDITIONINGS = ("projection", "acgan")
 AUGMENTS = ("none", "diffaugment", "ada")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 DEVICES = ("auto", "cpu", "cuda")
 CONV_SIZES = (28, 32, 64)  # the dcgan and resnet archs
 
@@ -122,6 +124,8 @@ class TrainConfig:
     tensorboard: bool = False  # also write TensorBoard events under RUN/tb/
     precision: Precision = "fp32"  # autocast dtype of the forward passes
     sync_bn: bool = False  # torchrun: SyncBatchNorm across processes
+    compile: CompileMode = "off"  # torch.compile G's and D's forwards: off, default or reduce-overhead (CUDA graphs)
+    channels_last: bool = False  # convolutional models: NHWC memory format for weights and batches
 
     def __post_init__(self) -> None:
         if self.steps <= 0:
@@ -163,6 +167,10 @@ class TrainConfig:
             raise ConfigError(f"label smoothing needs a loss with a target; {self.loss!r} has none: drop it")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"unknown compile mode {self.compile!r}; use one of {', '.join(COMPILE_MODES)}")
+        if self.channels_last and self.model.arch == "mlp":
+            raise ConfigError("--channels-last applies to the convolutional archs (dcgan, resnet); drop it for mlp")
         if self.check_every < -1:
             raise ConfigError(f"check_every must be -1 (auto), 0 (off) or a number of steps; got {self.check_every}")
         if not 0 <= self.ema_decay < 1:

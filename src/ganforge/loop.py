@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import torch
 
-from ganforge import checkpoint, distributed, rundir
+from ganforge import checkpoint, distributed, rundir, speed
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset
@@ -195,7 +195,8 @@ class TrainingLoop:
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This process's slice of the next global batch (the whole batch on one process)."""
         real, labels = self.batches.next()
-        return distributed.shard(real, self.dist), None if labels is None else distributed.shard(labels, self.dist)
+        real = speed.batch_format(distributed.shard(real, self.dist), self.cfg)
+        return real, None if labels is None else distributed.shard(labels, self.dist)
 
     # -- outputs -----------------------------------------------------------------------------------
 

@@ -23,8 +23,11 @@ def adversarial(out: Tensor) -> Tensor:
 
 
 def _input_gradient(D: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
-    """d sum(l(x)) / dx for a leaf copy of x, kept in the graph (create_graph) so a penalty on it trains D."""
-    x = x.detach().requires_grad_(True)
+    """d sum(l(x)) / dx for a leaf copy of x, kept in the graph (create_graph) so a penalty on it trains D.
+
+    At least in float32 (a bf16 or fp16 run's fakes come out of autocast in the lower precision).
+    """
+    x = x.detach().to(torch.promote_types(x.dtype, torch.float32)).requires_grad_(True)
     logits = adversarial(D(x, labels)).float()
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     return grad.flatten(1)  # (B, C*H*W): each sample's logit depends on its own input only

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganforge import losses, regularizers
+from ganforge import losses, regularizers, speed
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
 from ganforge.errors import DataError
@@ -92,8 +92,7 @@ def d_update(
         x_fake = regularizers.add_instance_noise(x_fake, sigma, state.aug_rng)
     # Through the DDP wrapper under torchrun: this backward reaches D's weights. Penalties use the plain D
     # (a double backward DDP does not support) and join the same backward, whose gradients DDP averages.
-    D = state.D_sync if state.D_sync is not None else state.D
-    out_real, out_fake = _discriminate(state, x_real, x_fake, labels, D)
+    out_real, out_fake = _discriminate(state, x_real, x_fake, labels, state.d_net(sync=True))
     logits_real, class_real = split_logits(out_real)
     logits_fake, class_fake = split_logits(out_fake)
 
@@ -146,11 +145,11 @@ def g_update(
     x_fake = state.augment(fake, cfg)
     logits_real = None
     if cfg.loss == "ragan":  # the relativistic loss compares with D's view of the real batch
-        out_real, out_fake = _discriminate(state, state.augment(real, cfg), x_fake, labels, state.D)
+        out_real, out_fake = _discriminate(state, state.augment(real, cfg), x_fake, labels, state.d_net())
         logits_real = split_logits(out_real)[0].detach()
     else:
         with state.autocast():
-            out_fake = state.D(x_fake, labels).float()
+            out_fake = state.d_net()(x_fake, labels).float()
     logits_fake, class_fake = split_logits(out_fake)
     loss_g = losses.g_loss(logits_fake, kind=cfg.loss, logits_real=logits_real)
     if class_fake is not None and labels is not None:
@@ -182,15 +181,15 @@ def train_step(
 
     next_batch() -> (real (B, C, H, W) in [-1, 1], labels (B,) or None): this process's share of a batch.
     """
+    speed.mark_step(cfg)
     for i in range(cfg.n_critic):
         real, labels = next_batch()
         z = state.noise(real.size(0), cfg.model.z_dim, real.device)
         # Only the last critic step's fakes train G: earlier ones need no graph, and under torchrun only the
         # last forward goes through G's DDP wrapper (each wrapped forward must be followed by G's backward).
         last = i == cfg.n_critic - 1
-        G = state.G_sync if last and state.G_sync is not None else state.G
         with state.autocast(), torch.set_grad_enabled(last):
-            fake = G(z, labels)  # G runs once: the D update sees it detached, the G update through D
+            fake = state.g_net(sync=last)(z, labels)  # G runs once: the D update sees it detached, the G update through D
         d_out = d_update(state, real, fake.detach(), labels, cfg, with_stats=with_stats)
     g_out = g_update(state, real, fake, labels, cfg, with_stats=with_stats)
     update_ema(state, cfg)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganforge import distributed
+from ganforge import distributed, speed
 from ganforge.augment import AdaptiveAugment, diff_augment
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig, model_config_from_dict
@@ -44,6 +44,9 @@ class TrainState:
     # where a backward into that network's weights follows (DDP averages those gradients in the backward).
     G_sync: nn.Module | None = None
     D_sync: nn.Module | None = None
+    # --compile: torch.compile's wrappers around G and D (the DDP wrappers above are compiled in place).
+    G_fast: nn.Module | None = None
+    D_fast: nn.Module | None = None
     rank: int = 0
     world_size: int = 1
 
@@ -54,6 +57,19 @@ class TrainState:
         if self.ada is not None:
             return self.ada(x, self.aug_rng)
         return x
+
+    def g_net(self, *, sync: bool = False) -> nn.Module:
+        """The module to call for G's forward: DDP's wrapper under torchrun when a backward into G follows
+        (`sync`), else the compiled G with --compile, else G."""
+        if sync and self.G_sync is not None:
+            return self.G_sync
+        return self.G_fast if self.G_fast is not None else self.G
+
+    def d_net(self, *, sync: bool = False) -> nn.Module:
+        """The same for D. Gradient penalties call self.D itself (a double backward, which neither supports)."""
+        if sync and self.D_sync is not None:
+            return self.D_sync
+        return self.D_fast if self.D_fast is not None else self.D
 
     def noise(self, batch: int, z_dim: int, device: torch.device) -> Tensor:
         """This process's slice of the step's global noise: every process draws all of it, then takes its rows."""
@@ -78,11 +94,14 @@ def build_state(cfg: TrainConfig, device: torch.device, dist: DistInfo | None = 
     if cfg.use_ema:
         G_ema = build_generator(cfg.model).to(device).eval().requires_grad_(False)
         G_ema.load_state_dict(G.state_dict())
+    speed.to_channels_last(cfg, G, D, G_ema)
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
     # Augmentation draws differ between processes (each augments its own slice of the batch).
     aug_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003 + 7_919 * dist.rank)
     precision = resolve_precision(cfg.precision, device)  # "auto": bf16 where the CPU multiplies it natively
     amp_g, amp_d = MixedPrecision(precision, device), MixedPrecision(precision, device)
+    G_sync = distributed.wrap(G, dist) if dist.is_distributed else None
+    D_sync = distributed.wrap(D, dist) if dist.is_distributed else None
     return TrainState(
         G=G,
         D=D,
@@ -96,8 +115,10 @@ def build_state(cfg: TrainConfig, device: torch.device, dist: DistInfo | None = 
         scaler_g=amp_g.scaler,
         scaler_d=amp_d.scaler,
         autocast=amp_g.autocast,
-        G_sync=distributed.wrap(G, dist) if dist.is_distributed else None,
-        D_sync=distributed.wrap(D, dist) if dist.is_distributed else None,
+        G_sync=G_sync if G_sync is None else speed.compiled(G_sync, cfg) or G_sync,
+        D_sync=D_sync if D_sync is None else speed.compiled(D_sync, cfg) or D_sync,
+        G_fast=speed.compiled(G, cfg),
+        D_fast=speed.compiled(D, cfg),
         rank=dist.rank,
         world_size=dist.world_size,
     )

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ganforge.cli.common import add_device_arg, is_terminal
-from ganforge.config import ARCHS, AUGMENTS, CONDITIONINGS, LOSSES, PRECISIONS, PRESETS, TrainConfig, get_preset
+from ganforge.config import (
+    ARCHS, AUGMENTS, COMPILE_MODES, CONDITIONINGS, LOSSES, PRECISIONS, PRESETS, TrainConfig, get_preset,
+)  # fmt: skip
 
 if TYPE_CHECKING:
     from ganforge.train import RunResult
@@ -19,9 +21,9 @@ _OVERRIDES = (
     "data", "data_dir", "steps", "batch_size", "seed", "device", "loss", "lr_g", "lr_d", "ema_decay",
     "log_every", "checkpoint_every", "sample_every", "eval_every", "check_every",
     "clip", "gp", "r1", "r2", "reg_every", "n_critic", "augment", "ada_target", "label_smoothing",
-    "instance_noise", "precision",
+    "instance_noise", "precision", "compile",
 )  # fmt: skip
-_SWITCHES = ("gp_one_sided", "tensorboard", "sync_bn")  # store_true flags -> True fields
+_SWITCHES = ("gp_one_sided", "tensorboard", "sync_bn", "channels_last")  # store_true flags -> True fields
 # flag -> ModelConfig field
 _MODEL_OVERRIDES = ("arch", "image_size", "channels", "num_classes", "conditioning", "width", "d_width", "z_dim")
 _MODEL_SWITCHES = ("spectral_norm", "spectral_norm_g", "minibatch_std")
@@ -65,6 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--ema-decay", type=float, default=None, help="EMA of G (0 = off)")
     o.add_argument("--no-ema-rampup", action="store_true", help="use the EMA decay from step 0 (no ramp-up)")
     o.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast dtype (default fp32)")
+    o.add_argument(
+        "--compile", choices=COMPILE_MODES, default=None, help="torch.compile G and D (default off; see README)"
+    )
+    o.add_argument(
+        "--channels-last", action="store_true", default=None, help="conv archs: NHWC memory format (see README)"
+    )
 
     r = p.add_argument_group("regularizers and augmentation")
     r.add_argument("--clip", type=float, default=None, help="wgan: clip D's weights to [-C, C] (default 0.01)")
