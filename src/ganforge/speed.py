@@ -26,7 +26,7 @@ def compiled(module: nn.Module, cfg: TrainConfig) -> nn.Module | None:
         return None
     # Static shapes: one graph a batch shape (D sees B and 2B images), so which kernels run at a step does not
     # depend on the shapes seen before it, and a resumed run computes exactly what the straight one did.
-    return torch.compile(module, mode=cfg.compile, dynamic=False)
+    return torch.compile(module, mode=cfg.compile, dynamic=False)  # type: ignore[return-value]  # an nn.Module
 
 
 def to_channels_last(cfg: TrainConfig, *nets: nn.Module | None) -> None:
@@ -35,7 +35,7 @@ def to_channels_last(cfg: TrainConfig, *nets: nn.Module | None) -> None:
         return
     for net in nets:
         if net is not None:
-            net.to(memory_format=torch.channels_last)
+            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
 
 
 def batch_format(x: Tensor, cfg: TrainConfig) -> Tensor:

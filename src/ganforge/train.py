@@ -189,7 +189,7 @@ def train_step(
         # last forward goes through G's DDP wrapper (each wrapped forward must be followed by G's backward).
         last = i == cfg.n_critic - 1
         with state.autocast(), torch.set_grad_enabled(last):
-            fake = state.g_net(sync=last)(z, labels)  # G runs once: the D update sees it detached, the G update through D
+            fake = state.g_net(sync=last)(z, labels)  # G runs once: D sees it detached, G through D
         d_out = d_update(state, real, fake.detach(), labels, cfg, with_stats=with_stats)
     g_out = g_update(state, real, fake, labels, cfg, with_stats=with_stats)
     update_ema(state, cfg)

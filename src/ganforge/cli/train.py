@@ -10,8 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from ganforge.cli.common import add_device_arg, is_terminal
 from ganforge.config import (
-    ARCHS, AUGMENTS, COMPILE_MODES, CONDITIONINGS, LOSSES, PRECISIONS, PRESETS, TrainConfig, get_preset,
-)  # fmt: skip
+    ARCHS,
+    AUGMENTS,
+    COMPILE_MODES,
+    CONDITIONINGS,
+    LOSSES,
+    PRECISIONS,
+    PRESETS,
+    TrainConfig,
+    get_preset,
+)
 
 if TYPE_CHECKING:
     from ganforge.train import RunResult
