@@ -53,6 +53,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default="cpu", help="training and scoring device (default cpu)")
     parser.add_argument("--json", metavar="FILE", help="also write every seed's result and the summary here")
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also score the run every K steps with the same protocol (metrics.jsonl 'eval' lines; "
+        "bench/quality_plot.py draws them); the final line's time excludes these evaluations",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,11 +74,25 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     base = get_preset(preset)
     run_dir = Path(args.out) / f"{preset}-s{seed}"
     cfg = dataclasses.replace(
-        base, seed=seed, steps=args.steps or base.steps, out_dir=str(run_dir), device=args.device, eval_every=0
+        base,
+        seed=seed,
+        steps=args.steps or base.steps,
+        out_dir=str(run_dir),
+        device=args.device,
+        eval_every=args.eval_every,
     )
+    eval_s = 0.0
+
+    def evaluator(G: Any) -> dict[str, Any]:  # the final protocol, mid-run; its time is not training time
+        nonlocal eval_s
+        start = time.perf_counter()
+        scores = evaluate(G, data=cfg.data, data_dir=args.data_dir, n=args.n, device=args.device)
+        eval_s += time.perf_counter() - start
+        return scores
+
     t0 = time.perf_counter()  # wall clock of the whole train() call, data loading included, like `ganforge train`
-    result = train(cfg)
-    train_s = time.perf_counter() - t0
+    result = train(cfg, evaluator=evaluator if args.eval_every else None)
+    train_s = time.perf_counter() - t0 - eval_s
     # `ganforge eval RUN --data-dir DIR`: the generator file, the data from its provenance, the default extractor.
     scores = evaluate(result.generator_path, data_dir=args.data_dir, n=args.n, device=args.device)
     write_text_atomic(run_dir / "eval.json", json.dumps(scores, indent=2) + "\n")
