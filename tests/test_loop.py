@@ -199,7 +199,8 @@ def test_every_preset_trains_two_steps(tmp_path, name):
     if preset.model.image_size == 1:
         data = None  # the preset's own toy data
     else:
-        data = tiny_data(n=64, size=preset.model.image_size, classes=preset.model.num_classes)
+        model = preset.model
+        data = tiny_data(n=64, size=model.image_size, classes=model.num_classes, channels=model.channels)
     cfg = dataclasses.replace(
         preset, steps=2, log_every=1, checkpoint_every=2, sample_every=2, batch_size=16, check_every=0,
         device="cpu", out_dir=str(tmp_path / name),

@@ -11,9 +11,9 @@ from ganforge.errors import CheckpointError, DataError, TrainingError
 from ganforge.train import build_state, train, train_step
 
 
-def tiny_data(n=256, size=8, classes=0):
+def tiny_data(n=256, size=8, classes=0, channels=1):
     rng = torch.Generator().manual_seed(1)
-    images = torch.randint(0, 256, (n, 1, size, size), dtype=torch.uint8, generator=rng)
+    images = torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=rng)
     labels = torch.arange(n) % classes if classes else None
     return Dataset("tiny", "tiny", images, labels, classes, "train", "test fixture")
 
