@@ -178,13 +178,14 @@ def stacked_rows(data_dir: str | Path | None, *, n: int = 26_000, seed: int = 0)
 
 
 def stacked_markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
-    columns = ["images", "n", "stacked modes", "stacked KL", "confident", "FID", "precision", "recall", "mode KL"]
+    columns = ["images", "n", "stacked modes", "stacked KL", "confident", "modes covered", "FID", "precision"]
+    columns += ["recall"]
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     for name, r in rows:
         lines.append(
             f"| {name} | {r['n_samples']:,} | {r['stacked_modes']:,} | {r['stacked_kl']:.3f} | "
-            f"{r['stacked_confident']:.3f} | {r['fid']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
-            f"{r['mode_kl']:.3f} |"
+            f"{r['stacked_confident']:.3f} | {r['modes_covered']:,} | {r['fid']:.2f} | {r['precision']:.3f} | "
+            f"{r['recall']:.3f} |"
         )
     return "\n".join(lines)
 
