@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a GAN", description="Train a GAN and write a run directory.")
     p.add_argument("--preset", default=None, help=f"one of {', '.join(sorted(PRESETS))} (default: seed)")
     p.add_argument(
-        "--data", default=None, help="data spec: mnist, mnist-sample, fashion-mnist, idx:DIR, folder:DIR, toy:ring8"
+        "--data",
+        default=None,
+        help="data spec: mnist, mnist-sample, stacked-mnist, fashion-mnist, idx:DIR, folder:DIR, toy:ring8",
     )
     p.add_argument("--data-dir", default=None, help="folder to look in first for mnist / fashion-mnist files")
     p.add_argument("--steps", type=int, default=None, help="the run's total number of steps (also when resuming)")
