@@ -444,6 +444,7 @@ def _log_line(step: int, logged: dict[str, float]) -> str:
         ("modes_covered", "classes", ".0f"),
         ("classes_covered", "classes", ".0f"),
         ("mode_kl", "mode_KL", ".3f"),
+        ("stacked_modes", "stacked_modes", ".0f"),  # stacked-mnist: R-G-B triples of 1,000
         ("precision", "precision", ".2f"),
         ("recall", "recall", ".2f"),
     ):
