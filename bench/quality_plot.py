@@ -66,10 +66,12 @@ def main() -> None:
             minutes = [step / rates[preset] / 60 for step, _ in points]
             ax.plot(minutes, [fid for _, fid in points], "o-", color=color, alpha=0.8, markersize=3,
                     label=f"{preset} ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if i == 0 else None)  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlim(left=0)
     for fid, label in RUNGS:
         ax.axhline(fid, color="grey", linestyle="--", linewidth=0.8)
-        ax.text(ax.get_xlim()[1], fid, f" {label}", va="center", ha="right", fontsize=7, color="dimgrey",
-                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # fmt: skip
+        ax.text(0.01, fid * 1.04, label, transform=ax.get_yaxis_transform(), va="bottom", ha="left", fontsize=7,
+                color="dimgrey")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel("training minutes (steps / steps per second measured alone)")
     ax.set_ylabel("FID (10,000 samples vs 10,000 test digits)")
