@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import shutil
 import signal
 
 import pytest
@@ -38,6 +39,10 @@ def test_channels_last_lays_out_the_conv_weights_and_keeps_the_step_the_same():
     torch.testing.assert_close(losses[True], losses[False], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None,
+    reason="torch.compile on the CPU needs a C++ compiler: install g++ (Debian: apt install g++)",
+)
 # torch.compile's own imports touch torch.jit; dynamo probes the spectral norm's (non-leaf) weight for .grad
 # under a filter that hides the warning, except where pytest turns warnings into errors.
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:The .grad attribute of a Tensor that is not a leaf")
