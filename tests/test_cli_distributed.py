@@ -57,3 +57,12 @@ def test_a_batch_that_does_not_divide_is_one_error_line(tmp_path):
     assert bad.returncode != 0
     assert bad.stderr.count("ganforge: error:") == 1 and "127" in bad.stderr
     assert not (tmp_path / "bad" / "config.json").exists()
+
+
+def test_quick_checks_off_the_log_cadence_keep_the_ranks_in_step(tmp_path):
+    # Rank 0 alone runs the quick checks; a check step must still be a stats step on every rank, or rank 0
+    # all-reduces the stats while rank 1 all-reduces gradients (a gloo size mismatch that aborted the run).
+    run = _train(tmp_path / "two", "--log-every", "0", "--check-every", "5", nproc=2)
+    assert run.returncode == 0, run.stderr
+    steps = [line for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines() if '"step"' in line]
+    assert len(steps) == 4  # checks at steps 5, 10, 15 and 20

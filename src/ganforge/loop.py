@@ -308,7 +308,9 @@ class TrainingLoop:
                 while self.state.step < cfg.steps:
                     state = self.state
                     next_step = state.step + 1
-                    check_due = self.probe is not None and (
+                    # From the config alone, the same on every rank: with_stats below decides an all-reduce, so
+                    # it must not depend on rank 0's probe (a desync hung the ranks when log_every was 0).
+                    check_due = bool(cfg.check_interval) and (
                         next_step % cfg.check_interval == 0 or next_step == cfg.steps
                     )
                     with_stats = cfg.log_every > 0 and next_step % cfg.log_every == 0
