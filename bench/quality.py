@@ -68,7 +68,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also score the run every K steps with the same protocol (metrics.jsonl 'eval' lines; "
         "bench/quality_plot.py draws them); the final line's time excludes these evaluations",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field (model fields as model.FIELD), e.g. --set precision=bf16 "
+        "--set channels_last=true; repeatable",
+    )
     return parser.parse_args(argv)
+
+
+def with_overrides(cfg: Any, pairs: list[str]) -> Any:
+    """cfg with each FIELD=VALUE applied, the value read as the field's current type (ConfigError if unknown)."""
+    from ganforge.errors import ConfigError
+
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {pair!r}: write FIELD=VALUE, e.g. precision=bf16")
+        owner, name = (cfg.model, key[6:]) if key.startswith("model.") else (cfg, key)
+        if not hasattr(owner, name) or name.startswith("_"):
+            raise ConfigError(f"--set {pair!r}: {key} is not a config field")
+        old = getattr(owner, name)
+        if isinstance(old, bool):
+            value: Any = text.lower() in ("1", "true", "yes", "on")
+        elif isinstance(old, int):
+            value = int(float(text))
+        elif isinstance(old, float):
+            value = float(text)
+        else:
+            value = None if text.lower() == "none" else text
+        if owner is cfg:
+            cfg = dataclasses.replace(cfg, **{name: value})
+        else:
+            cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, **{name: value}))
+    return cfg
 
 
 def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -78,7 +113,7 @@ def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     from ganforge.metrics import evaluate
     from ganforge.train import train
 
-    base = get_preset(preset)
+    base = with_overrides(get_preset(preset), args.set)
     run_dir = Path(args.out) / f"{preset}-s{seed}"
     cfg = dataclasses.replace(
         base,
@@ -155,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from ganforge.errors import GanforgeError
 
     try:
-        base = get_preset(args.preset)
+        base = with_overrides(get_preset(args.preset), args.set)
     except GanforgeError as e:
         print(f"quality: error: {e}", file=sys.stderr)
         return 2
@@ -167,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     print(
         f"{args.preset}: {args.steps or base.steps} steps, batch {base.batch_size}, data {base.data}, "
-        f"reference {args.data_dir or 'default'}, n {args.n}, OMP_NUM_THREADS {threads}",
+        f"reference {args.data_dir or 'default'}, n {args.n}, OMP_NUM_THREADS {threads}"
+        + "".join(f", {pair}" for pair in args.set),
         flush=True,
     )
     rows = []

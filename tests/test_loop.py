@@ -171,6 +171,8 @@ def everything_on(out_dir, **changes):
         label_smoothing=0.9,
         instance_noise=0.1,
         ema_decay=0.99,
+        lr_decay="linear",
+        lr_decay_start=0.25,  # decaying from step 3, so the stop at step 7 falls inside the decay
     )
     return tiny_cfg(out_dir, **{**settings, **changes})
 

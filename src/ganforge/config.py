@@ -16,6 +16,7 @@ Conditioning = Literal["projection", "acgan"]
 AugmentKind = Literal["none", "diffaugment", "ada"]
 Precision = Literal["fp32", "bf16", "fp16", "auto"]
 CompileMode = Literal["off", "default", "reduce-overhead"]
+LrDecay = Literal["none", "linear", "cosine"]
 Device = str  # "auto", "cpu", "cuda" or "cuda:N"
 
 ARCHS = ("mlp", "dcgan", "resnet")
@@ -24,6 +25,7 @@ CONDITIONINGS = ("projection", "acgan")
 AUGMENTS = ("none", "diffaugment", "ada")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 COMPILE_MODES = ("off", "default", "reduce-overhead")
+LR_DECAYS = ("none", "linear", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 CONV_SIZES = (28, 32, 64)  # the dcgan and resnet archs
 
@@ -110,6 +112,8 @@ class TrainConfig:
     ada_target: float = 0.6  # ADA's target for r_t = E[sign(D(x))]
     label_smoothing: float = 1.0  # one-sided: D's target for real data (1.0: off; 0.9 is usual)
     instance_noise: float = 0.0  # std of Gaussian noise added to D's inputs, annealed to 0 over the run
+    lr_decay: LrDecay = "none"  # learning-rate schedule: none, linear or cosine decay to 0 at the last step
+    lr_decay_start: float = 0.5  # the decay begins at this fraction of the steps
     ema_decay: float = 0.0  # 0: no EMA of G
     ema_rampup: bool = True  # decay_t = min(ema_decay, (1 + t) / (10 + t)): the EMA follows G early on
     seed: int = 0
@@ -165,6 +169,10 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing is D's target for real data, in (0.5, 1]; got {self.label_smoothing}")
         if self.label_smoothing != 1 and self.loss in ("hinge", "wgan"):
             raise ConfigError(f"label smoothing needs a loss with a target; {self.loss!r} has none: drop it")
+        if self.lr_decay not in LR_DECAYS:
+            raise ConfigError(f"unknown lr_decay {self.lr_decay!r}; use one of {', '.join(LR_DECAYS)}")
+        if not 0 <= self.lr_decay_start < 1:
+            raise ConfigError(f"lr_decay_start is a fraction of the steps, in [0, 1); got {self.lr_decay_start}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.compile not in COMPILE_MODES:

@@ -277,6 +277,8 @@ class TrainingLoop:
         for opt in (self.state.opt_g, self.state.opt_d):
             for group in opt.param_groups:
                 group["lr"] = group["lr"] / 2  # saved in the optimizer state, so a resumed run keeps it
+                if "initial_lr" in group:  # a decaying run: halve the base the schedule scales
+                    group["initial_lr"] = group["initial_lr"] / 2
         message = (
             f"nonfinite: {reason}; rolled back to step {self.state.step} and halved both learning rates "
             f"(lr_g {self.state.opt_g.param_groups[0]['lr']:g}, lr_d {self.state.opt_d.param_groups[0]['lr']:g})"

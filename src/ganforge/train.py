@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganforge import losses, regularizers, speed
+from ganforge import losses, regularizers, schedule, speed
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
 from ganforge.errors import DataError
@@ -182,6 +182,7 @@ def train_step(
     next_batch() -> (real (B, C, H, W) in [-1, 1], labels (B,) or None): this process's share of a batch.
     """
     speed.mark_step(cfg)
+    schedule.set_learning_rates(state, cfg)
     for i in range(cfg.n_critic):
         real, labels = next_batch()
         z = state.noise(real.size(0), cfg.model.z_dim, real.device)
@@ -205,6 +206,8 @@ def train_step(
         out.update(grad_norm_d=d_out["grad_norm_d"], grad_norm_g=g_out["grad_norm_g"])
         if "penalty_d" in d_out:
             out["penalty_d"] = d_out["penalty_d"]
+        if cfg.lr_decay != "none":
+            out["lr_g"] = torch.tensor(state.opt_g.param_groups[0]["lr"])
         if state.ada is not None:
             out["ada_p"] = torch.tensor(state.ada.p)
             out["ada_rt"] = torch.tensor(state.ada.rt)

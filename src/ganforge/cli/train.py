@@ -15,6 +15,7 @@ from ganforge.config import (
     COMPILE_MODES,
     CONDITIONINGS,
     LOSSES,
+    LR_DECAYS,
     PRECISIONS,
     PRESETS,
     TrainConfig,
@@ -29,7 +30,7 @@ _OVERRIDES = (
     "data", "data_dir", "steps", "batch_size", "seed", "device", "loss", "lr_g", "lr_d", "ema_decay",
     "log_every", "checkpoint_every", "sample_every", "eval_every", "check_every",
     "clip", "gp", "r1", "r2", "reg_every", "n_critic", "augment", "ada_target", "label_smoothing",
-    "instance_noise", "precision", "compile",
+    "instance_noise", "precision", "compile", "lr_decay", "lr_decay_start",
 )  # fmt: skip
 _SWITCHES = ("gp_one_sided", "tensorboard", "sync_bn", "channels_last")  # store_true flags -> True fields
 # flag -> ModelConfig field
@@ -72,6 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--loss", choices=LOSSES, default=None)
     o.add_argument("--lr-g", type=float, default=None)
     o.add_argument("--lr-d", type=float, default=None)
+    o.add_argument("--lr-decay", choices=LR_DECAYS, default=None, help="decay both lrs to 0 (default none)")
+    o.add_argument(
+        "--lr-decay-start", type=float, default=None, metavar="F", help="fraction of the steps where it begins (0.5)"
+    )
     o.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="Adam's betas")
     o.add_argument("--n-critic", type=int, default=None, help="D updates per G update")
     o.add_argument("--ema-decay", type=float, default=None, help="EMA of G (0 = off)")
