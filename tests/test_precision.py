@@ -108,8 +108,39 @@ def test_native_bf16_from_flags() -> None:
     assert not has_native_bf16({"avx2", "avx512f"})
 
 
-def test_auto_precision_is_bf16_only_with_amx_on_a_cpu() -> None:
-    assert resolve_precision("auto", CPU, {"avx512f", "amx_bf16"}) == "bf16"
-    assert resolve_precision("auto", CPU, {"avx512f", "avx512_bf16"}) == "fp32"
-    assert resolve_precision("auto", torch.device("cuda"), {"amx_bf16"}) == "fp32"
-    assert resolve_precision("fp16", CPU, set()) == "fp16"
+def test_auto_precision_is_bf16_for_conv_models_on_a_cpu_with_native_bf16() -> None:
+    assert resolve_precision("auto", CPU, conv=True, flags={"avx512f", "amx_bf16"}) == "bf16"
+    assert resolve_precision("auto", CPU, conv=True, flags={"avx512f", "avx512_bf16"}) == "bf16"
+    assert resolve_precision("auto", CPU, conv=True, flags={"avx2", "avx512f"}) == "fp32"
+    assert resolve_precision("auto", CPU, conv=False, flags={"amx_bf16"}) == "fp32"  # MLPs: quality unmeasured
+    assert resolve_precision("auto", torch.device("cuda"), conv=True, flags={"amx_bf16"}) == "fp32"
+    assert resolve_precision("fp16", CPU, conv=True, flags=set()) == "fp16"
+
+
+@pytest.mark.parametrize(("flags", "arch", "expected"), [
+    ({"avx512_bf16"}, "dcgan", ("bf16", True)),
+    ({"avx2"}, "dcgan", ("fp32", False)),
+    ({"avx512_bf16"}, "mlp", ("fp32", False)),
+])  # fmt: skip
+def test_a_run_records_what_auto_resolved_to(tmp_path, monkeypatch, caplog, flags, arch, expected) -> None:
+    import dataclasses
+    import json
+
+    from test_train import tiny_cfg, tiny_data
+
+    from ganforge import precision
+    from ganforge.config import ModelConfig
+    from ganforge.train import train
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    size = 28 if arch == "dcgan" else 8
+    cfg = tiny_cfg(tmp_path / "run", steps=2, precision="auto", check_every=0)
+    cfg = dataclasses.replace(cfg, model=ModelConfig(arch=arch, image_size=size, channels=1, z_dim=8, width=4))
+    with caplog.at_level("INFO", logger="ganforge"):
+        train(cfg, dataset=tiny_data(n=32, size=size))
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["precision"], saved["channels_last"]) == expected
+    said = [r.getMessage() for r in caplog.records if "precision auto" in r.getMessage()]
+    assert len(said) == (1 if expected[0] == "bf16" else 0)
+    if said:
+        assert "avx512_bf16" in said[0] and "--precision fp32" in said[0]

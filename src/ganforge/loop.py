@@ -104,6 +104,7 @@ class TrainingLoop:
         dist: DistInfo,
         watch: bool = False,
     ) -> None:
+        cfg = speed.resolve_auto(cfg, dist.device)  # "auto" precision made concrete, and recorded as such
         self.dist = dist  # one process, or this rank of a torchrun job; rank 0 alone writes the run directory
         self.device = dist.device
         self.run_dir = Path(cfg.out_dir)

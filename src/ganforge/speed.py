@@ -6,6 +6,7 @@ GPU, `--compile reduce-overhead` captures the small models' many kernel launches
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -14,6 +15,23 @@ from torch import Tensor, nn
 from ganforge.config import TrainConfig
 
 log = logging.getLogger(__name__)
+
+
+def resolve_auto(cfg: TrainConfig, device: torch.device) -> TrainConfig:
+    """cfg with precision "auto" made concrete (and channels_last with bf16, which it pays with), said in one line.
+
+    The run directory records what was resolved, so a resumed run keeps it whatever machine it continues on.
+    """
+    from ganforge.precision import cpu_flags, resolve_precision
+
+    if cfg.precision != "auto":
+        return cfg
+    if resolve_precision("auto", device, conv=cfg.model.arch != "mlp") == "bf16":
+        native = sorted({"amx_bf16", "avx512_bf16"} & cpu_flags())
+        log.info("precision auto: bf16 with channels_last (this CPU multiplies bfloat16 natively: %s); "
+                 "--precision fp32 turns it off", ", ".join(native))  # fmt: skip
+        return dataclasses.replace(cfg, precision="bf16", channels_last=True)
+    return dataclasses.replace(cfg, precision="fp32")
 
 
 def compiled(module: nn.Module, cfg: TrainConfig) -> nn.Module | None:

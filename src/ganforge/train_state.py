@@ -98,7 +98,7 @@ def build_state(cfg: TrainConfig, device: torch.device, dist: DistInfo | None = 
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
     # Augmentation draws differ between processes (each augments its own slice of the batch).
     aug_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003 + 7_919 * dist.rank)
-    precision = resolve_precision(cfg.precision, device)  # "auto": bf16 where the CPU multiplies it natively
+    precision = resolve_precision(cfg.precision, device, conv=cfg.model.arch != "mlp")  # train() resolved "auto"
     amp_g, amp_d = MixedPrecision(precision, device), MixedPrecision(precision, device)
     G_sync = distributed.wrap(G, dist) if dist.is_distributed else None
     D_sync = distributed.wrap(D, dist) if dist.is_distributed else None
