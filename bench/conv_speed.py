@@ -8,7 +8,7 @@ the baseline (ratio of medians, and the median of the per-round ratios, which ca
 the drift of a shared machine). The baseline's network is the `dcgan` preset's, so the `dcgan`
 ratio is the cost of the loop; other presets' ratios also include their recipe's extra compute.
 
-    python bench/conv_speed.py --steps 1000 --rounds 5
+    python bench/conv_speed.py --steps 1000 --rounds 5         # each preset at fp32 and at its default (auto)
     python bench/conv_speed.py --presets dcgan mnist-hq --threads 2 --steps 2000
 """
 
@@ -26,10 +26,13 @@ BASELINE = REPO.parent / "shared" / "bench" / "dcgan_torch.py"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mnist"
 
 
-def ours(preset: str, data_dir: str, steps: int, warmup: int, threads: int) -> float:
+def ours(preset: str, data_dir: str, steps: int, warmup: int, threads: int, precision: str) -> float:
     """Time the preset's train_step on the IDX images in data_dir; returns img/s."""
+    import dataclasses
+
     import torch
 
+    from ganforge import speed
     from ganforge.batches import Batches
     from ganforge.config import get_preset
     from ganforge.data import load_dataset
@@ -37,15 +40,20 @@ def ours(preset: str, data_dir: str, steps: int, warmup: int, threads: int) -> f
 
     if threads:
         torch.set_num_threads(threads)
-    cfg = get_preset(preset)
+    cfg = speed.resolve_auto(dataclasses.replace(get_preset(preset), precision=precision), torch.device("cpu"))
     dataset = load_dataset(f"idx:{data_dir}", image_size=cfg.model.image_size, channels=cfg.model.channels)
     state = build_state(cfg, torch.device("cpu"))
     batches = Batches(dataset, cfg.batch_size, seed=0, device=torch.device("cpu"))
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor | None]:
+        real, labels = batches.next()
+        return speed.batch_format(real, cfg), labels  # as the training loop hands it over
+
     for _ in range(warmup):
-        train_step(state, batches.next, cfg)
+        train_step(state, next_batch, cfg)
     t0 = time.perf_counter()
     for _ in range(steps):
-        train_step(state, batches.next, cfg)
+        train_step(state, next_batch, cfg)
     return steps * cfg.batch_size / (time.perf_counter() - t0)
 
 
@@ -65,10 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=50, help="untimed steps first (default 50)")
     p.add_argument("--rounds", type=int, default=5, help="rounds of (baseline, each preset) (default 5)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in every process (0: the default)")
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp32", "auto"],
+        choices=("fp32", "bf16", "auto"),
+        help="each preset runs at each of these (default fp32 auto: auto is the preset's default on this machine, "
+        "bf16 + channels_last where the CPU has native bf16)",
+    )
     p.add_argument("--child", metavar="PRESET", help=argparse.SUPPRESS)
+    p.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(f"img_per_s={ours(args.child, args.data_dir, args.steps, args.warmup, args.threads):.1f}")
+        print(f"img_per_s={ours(args.child, args.data_dir, args.steps, args.warmup, args.threads, args.precision):.1f}")
         return 0
 
     from ganforge.config import PRESETS
@@ -81,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--threads", str(args.threads)]
     commands = {"baseline": [sys.executable, str(BASELINE), *common]}
     for name in args.presets:
-        commands[name] = [sys.executable, __file__, "--child", name, *common]
+        for precision in args.precisions:
+            commands[f"{name}@{precision}"] = [
+                *[sys.executable, __file__, "--child", name, "--precision", precision],
+                *common,
+            ]
     runs: dict[str, list[float]] = {name: [] for name in commands}
     for i in range(args.rounds):
         for name, command in commands.items():
@@ -92,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     base = statistics.median(runs["baseline"])
     threads = args.threads or "default"
     print(f"baseline (textbook PyTorch DCGAN): {base:,.0f} img/s (median of {args.rounds}, threads {threads})")
-    for name in args.presets:
+    for name in list(commands)[1:]:
         med = statistics.median(runs[name])
         paired = [o / b for o, b in zip(runs[name], runs["baseline"], strict=True)]
         print(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import platform
 import time
 from collections import Counter
@@ -116,7 +117,7 @@ def hardware() -> str:
 
 def make_step(preset: str, precision: str) -> tuple[Callable[[], None], int]:
     """The preset's real training step on random data of its shape, and its batch size."""
-    cfg = PRESETS[preset]
+    cfg = dataclasses.replace(PRESETS[preset], precision=precision)
     device = torch.device("cpu")
     state = build_state(cfg, device)
     state.autocast = MixedPrecision(precision, device).autocast  # forwards in bf16, losses and updates in fp32

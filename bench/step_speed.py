@@ -19,13 +19,14 @@ from typing import Any
 
 # variant name -> TrainConfig fields it sets
 VARIANTS: dict[str, dict[str, Any]] = {
-    "fp32": {},
+    "fp32": {"precision": "fp32"},
+    "auto": {},  # the default: what --precision auto resolves to on this machine
     "bf16": {"precision": "bf16"},
     "fp16": {"precision": "fp16"},
-    "channels_last": {"channels_last": True},
+    "channels_last": {"precision": "fp32", "channels_last": True},
     "bf16+channels_last": {"precision": "bf16", "channels_last": True},
-    "compile": {"compile": "default"},
-    "compile-ro": {"compile": "reduce-overhead"},
+    "compile": {"precision": "fp32", "compile": "default"},
+    "compile-ro": {"precision": "fp32", "compile": "reduce-overhead"},
     "bf16+compile-ro": {"precision": "bf16", "compile": "reduce-overhead"},
 }
 
@@ -33,11 +34,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def img_per_s(preset: str, variant: str, steps: int, device_name: str, warmup: int) -> float:
     import torch
 
+    from ganforge import speed
     from ganforge.config import PRESETS
     from ganforge.train import build_state, train_step
 
     device = torch.device(device_name)
-    cfg = dataclasses.replace(PRESETS[preset], device=device_name, **VARIANTS[variant])
+    cfg = speed.resolve_auto(dataclasses.replace(PRESETS[preset], device=device_name, **VARIANTS[variant]), device)
     state = build_state(cfg, device)
     real = torch.rand(cfg.batch_size, *cfg.model.shape, device=device) * 2 - 1
     if cfg.channels_last:

@@ -126,7 +126,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: no metrics during training
     check_every: int = -1  # quick quality checks (classes, mode KL, diversity); -1: about 10 a run; 0: off
     tensorboard: bool = False  # also write TensorBoard events under RUN/tb/
-    precision: Precision = "fp32"  # autocast dtype of the forward passes
+    precision: Precision = "auto"  # autocast dtype of the forwards; auto: bf16 for conv nets on CPUs with native bf16
     sync_bn: bool = False  # torchrun: SyncBatchNorm across processes
     compile: CompileMode = "off"  # torch.compile G's and D's forwards: off, default or reduce-overhead (CUDA graphs)
     channels_last: bool = False  # convolutional models: NHWC memory format for weights and batches

@@ -19,7 +19,7 @@ from ganforge.config import TrainConfig, model_config_from_dict
 from ganforge.distributed import DistInfo
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.models import Generator, build_discriminator, build_generator, needs_separate_batches
-from ganforge.precision import MixedPrecision, resolve_precision
+from ganforge.precision import MixedPrecision
 
 
 @dataclass
@@ -85,6 +85,7 @@ def _adam(params: Iterator[nn.Parameter], lr: float, cfg: TrainConfig, device: t
 def build_state(cfg: TrainConfig, device: torch.device, dist: DistInfo | None = None) -> TrainState:
     """Fresh networks and optimizers, seeded by cfg.seed (the same on every process)."""
     dist = dist or DistInfo(device=device)
+    cfg = speed.resolve_auto(cfg, device)  # train() has resolved it already; direct callers get the same nets
     torch.manual_seed(cfg.seed)
     G = build_generator(cfg.model).to(device)
     D = build_discriminator(cfg.model).to(device)
@@ -98,8 +99,7 @@ def build_state(cfg: TrainConfig, device: torch.device, dist: DistInfo | None = 
     rng = torch.Generator(device=device).manual_seed(cfg.seed)
     # Augmentation draws differ between processes (each augments its own slice of the batch).
     aug_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1_000_003 + 7_919 * dist.rank)
-    precision = resolve_precision(cfg.precision, device, conv=cfg.model.arch != "mlp")  # train() resolved "auto"
-    amp_g, amp_d = MixedPrecision(precision, device), MixedPrecision(precision, device)
+    amp_g, amp_d = MixedPrecision(cfg.precision, device), MixedPrecision(cfg.precision, device)
     G_sync = distributed.wrap(G, dist) if dist.is_distributed else None
     D_sync = distributed.wrap(D, dist) if dist.is_distributed else None
     return TrainState(

@@ -81,7 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--n-critic", type=int, default=None, help="D updates per G update")
     o.add_argument("--ema-decay", type=float, default=None, help="EMA of G (0 = off)")
     o.add_argument("--no-ema-rampup", action="store_true", help="use the EMA decay from step 0 (no ramp-up)")
-    o.add_argument("--precision", choices=PRECISIONS, default=None, help="autocast dtype (default fp32)")
+    o.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="autocast dtype (default auto: bf16 + channels_last for conv nets on a CPU with native bf16, else fp32)",
+    )
     o.add_argument(
         "--compile", choices=COMPILE_MODES, default=None, help="torch.compile G and D (default off; see README)"
     )
