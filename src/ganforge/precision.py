@@ -76,8 +76,8 @@ def resolve_precision(name: str, device: torch.device, *, conv: bool, flags: set
     """fp32, bf16 and fp16 as given; "auto" is bf16 for a convolutional model on a CPU that multiplies bfloat16
     natively (AMX-BF16 or AVX-512-BF16), and fp32 everywhere else.
 
-    Measured (README, "Speed options"): on an AVX-512-BF16 CPU the dcgan step runs 1.59x faster in bf16 with
-    channels_last, and mnist-hq reaches the same FID on 3 seeds. On a GPU the small models are launch-bound
+    Measured (README, "Limits and bfloat16"): on an AVX-512-BF16 CPU the dcgan step runs about 1.5x faster in
+    bf16 with channels_last (paired median 1.49x), and mnist-hq reaches the same FID on 3 seeds. On a GPU the small models are launch-bound
     (bf16 was slower on an H200); the MLP presets' quality under bf16 was not measured, so they stay fp32.
     """
     if name != "auto":
