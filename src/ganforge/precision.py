@@ -77,8 +77,9 @@ def resolve_precision(name: str, device: torch.device, *, conv: bool, flags: set
     natively (AMX-BF16 or AVX-512-BF16), and fp32 everywhere else.
 
     Measured (README, "Limits and bfloat16"): on an AVX-512-BF16 CPU the dcgan step runs about 1.5x faster in
-    bf16 with channels_last (paired median 1.49x), and mnist-hq reaches the same FID on 3 seeds. On a GPU the small models are launch-bound
-    (bf16 was slower on an H200); the MLP presets' quality under bf16 was not measured, so they stay fp32.
+    bf16 with channels_last (paired median 1.49x), and mnist-hq reaches the same FID on 3 seeds. On a GPU the
+    small models are launch-bound (bf16 was slower on an H200); the MLP presets' quality under bf16 was not
+    measured, so they stay fp32.
     """
     if name != "auto":
         return name
