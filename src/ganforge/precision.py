@@ -16,6 +16,7 @@ Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS = ("fp32", "bf16", "fp16")
 log = logging.getLogger(__name__)
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})  # /proc/cpuinfo flags of hardware bf16 dot products
 
 
 class MixedPrecision:
@@ -114,4 +115,4 @@ def cpu_flags() -> set[str]:
 def has_native_bf16(flags: set[str] | None = None) -> bool:
     """True when the CPU multiplies bfloat16 in hardware (AMX-BF16 or AVX-512-BF16)."""
     flags = cpu_flags() if flags is None else flags
-    return bool({"amx_bf16", "avx512_bf16"} & flags)
+    return bool(NATIVE_BF16_FLAGS & flags)

@@ -13,6 +13,7 @@ import logging
 import torch
 from torch import Tensor, nn
 
+from ganforge import precision
 from ganforge.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -23,12 +24,11 @@ def resolve_auto(cfg: TrainConfig, device: torch.device) -> TrainConfig:
 
     The run directory records what was resolved, so a resumed run keeps it whatever machine it continues on.
     """
-    from ganforge.precision import cpu_flags, resolve_precision
-
     if cfg.precision != "auto":
         return cfg
-    if resolve_precision("auto", device, conv=cfg.model.arch != "mlp") == "bf16":
-        native = sorted({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    flags = precision.cpu_flags()  # read once; the module attribute, so tests can stand in another CPU
+    if precision.resolve_precision("auto", device, conv=cfg.model.arch != "mlp", flags=flags) == "bf16":
+        native = sorted(precision.NATIVE_BF16_FLAGS & flags)
         log.info("precision auto: bf16 with channels_last (this CPU multiplies bfloat16 natively: %s); "
                  "--precision fp32 turns it off", ", ".join(native))  # fmt: skip
         return dataclasses.replace(cfg, precision="bf16", channels_last=True)
