@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -273,9 +274,12 @@ def train(
     try:
         result = TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
                               on_step=on_step, evaluator=evaluator, dist=dist, watch=watch).run()  # fmt: skip
-        # Rank 0 may still be writing the grid and the report: leave the process group together (a rank that
-        # tears gloo down while its peer works aborts the job).
-        distributed.barrier(dist)
+        if dist.is_distributed:
+            # The loop's DDP wrappers hold the process group and sit in reference cycles: free them now, while
+            # the group is up, not at interpreter exit after it was shut down. Then leave together: rank 0 may
+            # still be writing the grid and the report (a rank that tears gloo down while its peer works aborts).
+            gc.collect()
+            distributed.barrier(dist)
         return result
     finally:
         distributed.cleanup(dist)
