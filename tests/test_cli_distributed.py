@@ -81,4 +81,3 @@ def test_a_torchrun_worker_flushes_its_output_and_skips_the_interpreter_teardown
     assert done.returncode == 0, done.stderr
     assert "mnist-sample" in done.stdout
     assert ("teardown ran" in done.stdout) is teardown_runs
-
