@@ -158,3 +158,30 @@ def test_cli_eval_user_errors_exit_2(tmp_path, capsys):
     assert main(["eval", "--images", str(tmp_path), "--extractor", "vgg"]) == 2
     err = capsys.readouterr().err
     assert err.count("ganforge: error:") == 4 and "unknown extractor 'vgg'" in err
+
+
+def _digit_drawer(shift):
+    """A conditional 'generator' that returns real digits of class (y + shift) % 10 for the class y asked for."""
+    ds = load_dataset("mnist-sample")
+    images = to_float(ds.images)
+    by_class = [images[ds.labels == c] for c in range(10)]
+    G = build_generator(ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16, num_classes=10))
+    calls = {"n": 0}
+
+    def forward(z, y):
+        out = torch.stack([by_class[(int(c) + shift) % 10][(calls["n"] + i) % 400] for i, c in enumerate(y)])
+        calls["n"] += len(y)
+        return out
+
+    G.forward = forward
+    return G
+
+
+def test_a_conditional_generator_is_scored_on_whether_it_draws_the_class_asked_for(generator):
+    honest = evaluate(_digit_drawer(0), data="mnist-sample", n=300, metrics=["modes"], **SMALL)
+    shifted = evaluate(_digit_drawer(1), data="mnist-sample", n=300, metrics=["modes"], **SMALL)
+    # Both draw real digits in a uniform class mix, so classes and mode KL cannot tell them apart; class match can.
+    assert honest["modes_covered"] == shifted["modes_covered"] == 10
+    assert honest["class_match"] > 0.9 and shifted["class_match"] < 0.1
+    assert "class match" in format_table(honest)
+    assert "class_match" not in evaluate(generator, data="mnist-sample", n=300, metrics=["modes"], **SMALL)

@@ -54,6 +54,7 @@ class Context:
     toy_modes: tuple[Tensor, float] | None = None  # (centers (K, 2), std) for toy data
     knn: dict[str, float] | None = None  # filled by the one k-NN pass that four metrics share
     channel_probs: np.ndarray | None = None  # (N, 3, 10) digit probabilities of each channel; stacked data only
+    labels: np.ndarray | None = None  # (N,) the class each sample was drawn for; a conditional generator only
 
 
 def _fid(ctx: Context) -> dict[str, Any]:
@@ -102,11 +103,16 @@ def _modes(ctx: Context) -> dict[str, Any]:
     k = ctx.probs.shape[1]
     confident = modes.predicted_classes(ctx.probs, confidence=modes.CONFIDENCE)
     hist = modes.class_histogram(modes.predicted_classes(ctx.probs), k)
-    return {
+    out = {
         "modes_covered": modes.modes_covered(confident, k),
         "num_modes": k,
         "mode_kl": modes.mode_kl(hist, ctx.ref.class_hist),
     }
+    if ctx.labels is not None and int(ctx.labels.max()) < k:
+        # A conditional G is asked for each class in turn, so its class mix is uniform by construction: what
+        # shows whether it draws the digit asked for is how often the extractor reads that class.
+        out["class_match"] = float((ctx.probs.argmax(axis=1) == ctx.labels).mean())
+    return out
 
 
 def _stacked(ctx: Context) -> dict[str, Any]:
@@ -343,7 +349,9 @@ def evaluate(
     )
 
     # 4. The metrics.
-    ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info, channel_probs=channel_probs)
+    drawn_for = None if generator is None or is_stacked else class_labels(generator, n_fake, None)
+    ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info, channel_probs=channel_probs,
+                  labels=None if drawn_for is None else drawn_for.numpy())  # fmt: skip
     result: dict[str, Any] = dict.fromkeys(
         ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
     )

@@ -16,6 +16,7 @@ ROWS = (
     ("modes_covered", "modes covered", "classes with at least a tenth of a fair share of confident samples"),
     ("high_quality", "high quality", "share of samples within 3 std of a mode"),
     ("mode_kl", "mode KL", "KL(sample classes || reference classes), lower is better"),
+    ("class_match", "class match", "share of a conditional G's samples read as the class they were drawn for"),
     ("stacked_modes", "stacked modes", "distinct R-G-B digit triples among the samples"),
     ("stacked_kl", "stacked KL", "KL(sample triples || uniform over 1,000), lower is better"),
     ("stacked_confident", "stacked confident", "share of samples whose 3 digits all read with probability >= 0.5"),
