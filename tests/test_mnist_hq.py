@@ -21,6 +21,7 @@ def test_mnist_hq_is_a_convolutional_mnist_recipe() -> None:
     assert cfg.model.arch == "dcgan"
     assert cfg.model.shape == (1, 28, 28)
     assert cfg.use_ema  # samples and the generator file come from the EMA of G
+    assert cfg.model.num_classes == 10  # class-conditional: the digits' labels
 
 
 def test_mnist_hq_short_run_beats_an_untrained_generator(tmp_path: Path) -> None:
@@ -35,6 +36,7 @@ def test_mnist_hq_short_run_beats_an_untrained_generator(tmp_path: Path) -> None
     torch.manual_seed(cfg.seed)
     untrained = evaluate(build_generator(cfg.model).eval(), data="mnist-sample", n=N, metrics=which)
     # Measured (300 steps, 1,000 samples against mnist-sample), seeds 0-2 with OMP_NUM_THREADS=1 and seed 0 with 2:
-    # trained FID 18.8-19.5 against 203.7-203.8 untrained (ratio 0.092-0.096); classes covered 4-6 against 1.
+    # trained FID 23.7-27.3 against 203.1-203.9 untrained (ratio 0.116-0.134); classes confidently read 3-4
+    # against 1. (Class match is still 0.12-0.13 at 300 steps, against 0.10 untrained: too early to assert on.)
     assert trained["fid"] < 0.25 * untrained["fid"], (trained["fid"], untrained["fid"])
-    assert trained["modes_covered"] >= 3 > untrained["modes_covered"], (trained, untrained)
+    assert trained["modes_covered"] >= 2 > untrained["modes_covered"], (trained, untrained)

@@ -266,11 +266,13 @@ PRESETS: dict[str, TrainConfig] = {
         ema_decay=0.999,
         out_dir="runs/dcgan",
     ),
-    # Near-real MNIST digits in 10 CPU minutes (issue 12): the dcgan networks and learning rates, plus a lazy R1
-    # penalty on real digits (Mescheder et al. 2018) that steadies the small D for about 10% more compute a step.
+    # Near-real MNIST digits in 10 CPU minutes (issue 12): the dcgan networks and learning rates, class-conditional
+    # (conditional BatchNorm in G, a projection D: the digits' labels), plus a lazy R1 penalty on real digits
+    # (Mescheder et al. 2018) that steadies the small D for about 10% more compute a step. 16,000 steps, 3 seeds:
+    # FID 0.36-0.38, precision 0.77-0.78, recall 0.70-0.71 (README). Unconditional (--num-classes 0): FID 2.8.
     # Screened here at 1,500 steps (FID on 2,000 samples): 6.5 with R1 against 8.2 without, mode KL 0.07 against 0.13.
     "mnist-hq": TrainConfig(
-        model=ModelConfig(arch="dcgan", image_size=28, channels=1, z_dim=64, width=32),
+        model=ModelConfig(arch="dcgan", image_size=28, channels=1, z_dim=64, width=32, num_classes=10),
         preset="mnist-hq",
         batch_size=64,
         steps=16_000,
@@ -373,12 +375,12 @@ PRESETS: dict[str, TrainConfig] = {
     ),
 }
 
-# The mnist-hq recipe on other data: the same networks and training, only data, shape and length differ.
-# Stacked MNIST (1,000 modes: three digits as R, G, B), the mode-collapse benchmark: 3 channels, with minibatch
-# std in D (it sees a batch's spread, as PacGAN's packing does).
+# The mnist-hq recipe on other data: the same networks and training, unconditional, only data, shape and length
+# differ. Stacked MNIST (1,000 modes: three digits as R, G, B), the mode-collapse benchmark: 3 channels, with
+# minibatch std in D (it sees a batch's spread, as PacGAN's packing does); no labels, or it would measure nothing.
 PRESETS["stacked-mnist"] = dataclasses.replace(
     PRESETS["mnist-hq"],
-    model=dataclasses.replace(PRESETS["mnist-hq"].model, channels=3, minibatch_std=True),
+    model=dataclasses.replace(PRESETS["mnist-hq"].model, channels=3, minibatch_std=True, num_classes=0),
     preset="stacked-mnist",
     data="stacked-mnist",
     steps=30_000,
@@ -386,7 +388,12 @@ PRESETS["stacked-mnist"] = dataclasses.replace(
 )
 # Fashion-MNIST (60,000 training images), for about 13 minutes of this 2-core CPU.
 PRESETS["fashion-mnist"] = dataclasses.replace(
-    PRESETS["mnist-hq"], preset="fashion-mnist", data="fashion-mnist", steps=24_000, out_dir="runs/fashion-mnist"
+    PRESETS["mnist-hq"],
+    model=dataclasses.replace(PRESETS["mnist-hq"].model, num_classes=0),
+    preset="fashion-mnist",
+    data="fashion-mnist",
+    steps=24_000,
+    out_dir="runs/fashion-mnist",
 )
 
 
