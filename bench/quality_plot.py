@@ -26,20 +26,34 @@ RUNGS = (
 
 
 def read_curve(run_dir: Path) -> tuple[str, list[tuple[int, float]]]:
-    """(preset, [(step, fid), ...]) of one run."""
+    """(label, [(step, fid), ...]) of one run; the label is its preset, plus "(unconditional)" or "(conditional)"
+    when the run's conditioning is not its preset's today (mnist-hq was unconditional before it was conditional)."""
+    from ganforge import PRESETS
+
     config = json.loads((run_dir / "config.json").read_text())
     points = []
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         if "fid" in row and "step" in row:
             points.append((int(row["step"]), float(row["fid"])))
-    return str(config.get("preset") or run_dir.name), points
+    label = str(config.get("preset") or run_dir.name)
+    classes = int((config.get("model") or {}).get("num_classes") or 0)
+    if label in PRESETS and classes != PRESETS[label].model.num_classes:
+        label += " (conditional)" if classes else " (unconditional)"
+    return label, points
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories trained with --eval-every")
-    parser.add_argument("--rate", action="append", default=[], metavar="PRESET=STEPS_PER_S", required=True)
+    parser.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="LABEL=STEPS_PER_S",
+        required=True,
+        help="a curve's steps/s alone; LABEL is the preset, with its suffix for a departing run",
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/img/quality-vs-time.png"))
     parser.add_argument("--title", default="MNIST (5,000 training digits), 2-core CPU")
     args = parser.parse_args()
