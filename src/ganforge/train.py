@@ -275,9 +275,10 @@ def train(
         result = TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
                               on_step=on_step, evaluator=evaluator, dist=dist, watch=watch).run()  # fmt: skip
         if dist.is_distributed:
-            # The loop's DDP wrappers hold the process group and sit in reference cycles: free them now, while
-            # the group is up, not at interpreter exit after it was shut down. Then leave together: rank 0 may
-            # still be writing the grid and the report (a rank that tears gloo down while its peer works aborts).
+            # The loop's DDP wrappers hold the process group: collect whatever of the loop only a reference cycle
+            # keeps alive now, while the group is up, not at interpreter exit after it was shut down. Then leave
+            # together: rank 0 may still be writing the grid and the report (a rank that tears gloo down while its
+            # peer works aborts the job).
             gc.collect()
             distributed.barrier(dist)
         return result
