@@ -269,7 +269,7 @@ PRESETS: dict[str, TrainConfig] = {
     # Near-real MNIST digits in 10 CPU minutes (issue 12): the dcgan networks and learning rates, class-conditional
     # (conditional BatchNorm in G, a projection D: the digits' labels), plus a lazy R1 penalty on real digits
     # (Mescheder et al. 2018) that steadies the small D for about 10% more compute a step. 16,000 steps, 3 seeds:
-    # FID 0.36-0.38, precision 0.77-0.78, recall 0.70-0.71 (README). Unconditional (--num-classes 0): FID 2.8.
+    # FID 0.36-0.39, precision 0.77-0.78, recall 0.69-0.71 (README). Unconditional (--num-classes 0): FID 2.8.
     # Screened here at 1,500 steps (FID on 2,000 samples): 6.5 with R1 against 8.2 without, mode KL 0.07 against 0.13.
     "mnist-hq": TrainConfig(
         model=ModelConfig(arch="dcgan", image_size=28, channels=1, z_dim=64, width=32, num_classes=10),

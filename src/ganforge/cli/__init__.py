@@ -77,7 +77,7 @@ def _leave_worker(code: int) -> None:
     The run's files are written (and renamed into place) and the process group is left by then. What is left
     is the interpreter's teardown, where torch's gloo threads and objects are destroyed in no fixed order: in
     CI that aborted a finished 2-process run once ("terminate called without an active exception", SIGABRT;
-    not reproduced in 110 runs here), and torchrun then reports the whole job failed. So flush and leave.
+    not reproduced in 144 runs here), and torchrun then reports the whole job failed. So flush and leave.
     """
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
