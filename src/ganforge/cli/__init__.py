@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):  # stdout is not a file (captured, say): nothing to flush there
             pass
         code = 128 + 13  # killed by SIGPIPE, as the shell reports it
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    # As distributed.launched_by_torchrun says (without importing torch): one process under torchrun joins gloo too.
+    if "WORLD_SIZE" in os.environ:
         _leave_worker(code)
     return code
 
