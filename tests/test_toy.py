@@ -43,7 +43,7 @@ def test_toy_grid_preset_covers_most_modes(tmp_path):
     train(dataclasses.replace(PRESETS["toy-grid"], out_dir=str(tmp_path / "grid"), device="cpu"))
     centers, std = toy_modes("grid25")
     scores = toy_metrics(sample(load_generator(tmp_path / "grid"), 2500, seed=0), centers, std)
-    # Its scoring, seeds 0-9 (1 thread): 20-25 of 25 modes (25 on 8 seeds), 92.8-95.0% within 3 std; the older
-    # recipes scored 11-25 and 48-88% (README); untrained G: 0, ~2%. The thresholds sit far below all of them.
+    # Its scoring, seeds 0-9 (1 thread): 25 of 25 modes on every seed, 95.6-96.7% within 3 std; the older
+    # recipes scored 11-25 and 48-95% (README); untrained G: 0, ~2%. The thresholds sit far below all of them.
     assert scores["modes_covered"] >= 8, scores
     assert scores["high_quality"] > 0.25, scores
