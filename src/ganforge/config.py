@@ -337,8 +337,8 @@ PRESETS: dict[str, TrainConfig] = {
         data="toy:ring8",
         batch_size=256,
         steps=10_000,
-        lr_g=5e-4,
-        lr_d=5e-4,
+        lr_g=1e-3,
+        lr_d=1e-3,
         beta1=0.0,
         beta2=0.99,
         r1=0.1,
@@ -386,12 +386,13 @@ PRESETS: dict[str, TrainConfig] = {
 # The mnist-hq recipe on other data: the same networks and training, only data, shape and length differ.
 # Stacked MNIST (1,000 modes: three digits as R, G, B), the mode-collapse benchmark: 3 channels, with
 # minibatch std in D (it sees a batch's spread, as PacGAN's packing does); no labels, or it would measure nothing.
+# 22,000 steps in 868 s alone here (seed 0): 1,000/1,000 modes, KL 0.091 (30,000 steps gave the same 0.091).
 PRESETS["stacked-mnist"] = dataclasses.replace(
     PRESETS["mnist-hq"],
     model=dataclasses.replace(PRESETS["mnist-hq"].model, channels=3, minibatch_std=True, num_classes=0),
     preset="stacked-mnist",
     data="stacked-mnist",
-    steps=30_000,
+    steps=22_000,
     out_dir="runs/stacked-mnist",
 )
 # Fashion-MNIST (60,000 training images), conditional as mnist-hq is, 794-843 s alone on this 2-core CPU.
