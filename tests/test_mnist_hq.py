@@ -27,8 +27,11 @@ def test_mnist_hq_is_a_convolutional_mnist_recipe() -> None:
 def test_mnist_hq_short_run_beats_an_untrained_generator(tmp_path: Path) -> None:
     cfg = dataclasses.replace(
         PRESETS["mnist-hq"], data="mnist-sample", steps=STEPS, log_every=100, checkpoint_every=0, sample_every=0,
-        check_every=0, device="cpu", out_dir=str(tmp_path / "run"),
+        check_every=0, device="cpu", out_dir=str(tmp_path / "run"), lr_decay="none",
     )  # fmt: skip
+    # At a constant lr: the preset's decay runs over the second half of whatever the run's length is, so it would
+    # spend half of these 300 steps slowing down (with it, seeds 0 and 1 scored a ratio of 0.136 and 0.151 and 3
+    # and 2 classes, too close to the thresholds below).
     result = train(cfg)
     assert result.step == STEPS
     which = ["fid", "modes"]
