@@ -154,7 +154,7 @@ def everything_on(out_dir, **changes):
     """A run using every regularizer and trick together: the resume test's hardest case."""
     settings = dict(
         model=ModelConfig(
-            arch="dcgan", image_size=28, channels=1, z_dim=8, width=4, spectral_norm=True, minibatch_std=True
+            arch="dcgan", image_size=28, channels=1, z_dim=8, width=4, spectral_norm=True, minibatch_std=True, pac=2
         ),
         steps=12,
         batch_size=8,

@@ -46,6 +46,7 @@ class ModelConfig:
     spectral_norm: bool = False  # spectral normalization of D's layers (Miyato et al. 2018)
     spectral_norm_g: bool = False  # ... and of G's
     minibatch_std: bool = False  # D sees the batch's feature std as an extra input (Karras et al. 2018)
+    pac: int = 1  # PacGAN packing (Lin et al. 2018): D judges `pac` samples at once, stacked along channels
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -64,6 +65,10 @@ class ModelConfig:
             raise ConfigError(f"the {self.arch} arch takes image_size {sizes}; got {self.image_size}")
         if self.out_activation not in ("tanh", "none"):
             raise ConfigError(f"out_activation must be 'tanh' or 'none'; got {self.out_activation!r}")
+        if self.pac < 1:
+            raise ConfigError(f"pac is the number of samples D judges together, at least 1; got {self.pac}")
+        if self.pac > 1 and self.is_conditional:
+            raise ConfigError("pac packs samples of different classes into one D input; drop --pac or --num-classes")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -136,6 +141,11 @@ class TrainConfig:
             raise ConfigError(f"steps must be a positive number of training steps; got {self.steps}")
         if self.batch_size <= 0:
             raise ConfigError(f"batch size must be positive; got {self.batch_size}")
+        if self.batch_size % self.model.pac:
+            raise ConfigError(
+                f"batch size {self.batch_size} does not divide into packs of {self.model.pac} (--pac); "
+                f"pass a --batch-size that is a multiple of {self.model.pac}"
+            )
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive; got {getattr(self, name)}")

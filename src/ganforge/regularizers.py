@@ -30,7 +30,8 @@ def _input_gradient(D: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
     x = x.detach().to(torch.promote_types(x.dtype, torch.float32)).requires_grad_(True)
     logits = adversarial(D(x, labels)).float()
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-    return grad.flatten(1)  # (B, C*H*W): each sample's logit depends on its own input only
+    # (logits, inputs a logit saw): each logit depends on its own sample only, or (PacGAN) on its pack's.
+    return grad.reshape(logits.size(0), -1)
 
 
 def gradient_penalty(
@@ -49,6 +50,7 @@ def gradient_penalty(
     A D with BatchNorm sees a batch of interpolates here, which the paper advises against (use layer norm).
     """
     alpha = torch.rand((real.size(0),) + (1,) * (real.dim() - 1), generator=rng, device=real.device, dtype=real.dtype)
+    # (with packing each sample of a pack gets its own alpha, and the norm is the pack's: D's input is the pack)
     x_hat = torch.lerp(fake.detach().to(real.dtype), real.detach(), alpha)  # alpha * real + (1 - alpha) * fake
     norm = torch.linalg.vector_norm(_input_gradient(D, x_hat, labels), dim=1)
     excess = F.relu(norm - 1) if one_sided else norm - 1

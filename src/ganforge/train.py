@@ -73,11 +73,10 @@ def _discriminate(
     state: TrainState, x_real: Tensor, x_fake: Tensor, labels: Tensor | None, D: nn.Module
 ) -> tuple[Tensor, Tensor]:
     """D's raw outputs on real and fake: one forward on [real; fake] when D has no batch statistics."""
-    batch = x_real.size(0)
     with state.autocast():
-        if state.joint_d_batch:
+        if state.joint_d_batch:  # real and fake in separate halves (with packing: packs never mix them)
             both_labels = None if labels is None else torch.cat([labels, labels])
-            out_real, out_fake = D(torch.cat([x_real, x_fake]), both_labels).float().split(batch)
+            out_real, out_fake = D(torch.cat([x_real, x_fake]), both_labels).float().chunk(2)
             return out_real, out_fake
         return D(x_real, labels).float(), D(x_fake, labels).float()
 

@@ -34,7 +34,9 @@ _OVERRIDES = (
 )  # fmt: skip
 _SWITCHES = ("gp_one_sided", "tensorboard", "sync_bn", "channels_last")  # store_true flags -> True fields
 # flag -> ModelConfig field
-_MODEL_OVERRIDES = ("arch", "image_size", "channels", "num_classes", "conditioning", "width", "d_width", "z_dim")
+_MODEL_OVERRIDES = (
+    "arch", "image_size", "channels", "num_classes", "conditioning", "width", "d_width", "z_dim", "pac",
+)  # fmt: skip
 _MODEL_SWITCHES = ("spectral_norm", "spectral_norm_g", "minibatch_std")
 
 
@@ -68,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--spectral-norm", action="store_true", default=None, help="spectral normalization in D")
     m.add_argument("--spectral-norm-g", action="store_true", default=None, help="spectral normalization in G too")
     m.add_argument("--minibatch-std", action="store_true", default=None, help="minibatch standard deviation in D")
+    m.add_argument("--pac", type=int, default=None, metavar="K", help="PacGAN: D judges K samples at once (1: off)")
 
     o = p.add_argument_group("loss and optimizer")
     o.add_argument("--loss", choices=LOSSES, default=None)

@@ -30,8 +30,9 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """D: (images (B, C, H, W), labels (B,) or None) -> logits (B,), or (B, 1 + classes) for AC-GAN.
 
-    Subclasses build their feature extractor, then call `add_head(features)`, and end their forward
-    with `self.logits(h, labels)`.
+    Subclasses build their feature extractor on `in_channels` inputs, start their forward with
+    `self.pack(x)`, call `add_head(features)`, and end their forward with `self.logits(h, labels)`.
+    With packing (cfg.pac = k > 1) D returns one logit per pack of k samples: (B / k,).
     """
 
     head: nn.Linear
@@ -40,6 +41,24 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of D's input: the images' channels times the samples packed together."""
+        return self.cfg.channels * self.cfg.pac
+
+    def pack(self, x: Tensor) -> Tensor:
+        """PacGAN (Lin et al. 2018): (B, C, ...) -> (B / k, k * C, ...), samples k*j .. k*j + k - 1 in pack j.
+
+        A pack drawn from a collapsed G holds near-copies, which a pack of real data rarely does; judging k
+        samples at once lets D see that, as minibatch std does through one statistic. k = 1: x as is.
+        """
+        k = self.cfg.pac
+        if k == 1:
+            return x
+        if x.size(0) % k:
+            raise ValueError(f"a batch of {x.size(0)} does not divide into packs of {k}")
+        return x.reshape(x.size(0) // k, k * x.size(1), *x.shape[2:])
 
     def add_head(self, features: int) -> None:
         """The output layer: one logit, plus a projection term or (AC-GAN) one logit per class."""

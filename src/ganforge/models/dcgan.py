@@ -64,7 +64,7 @@ class DCGANDiscriminator(Discriminator):
         start, n_up = layout(cfg.image_size)
         ch = cfg.disc_width
         use_bn = not cfg.spectral_norm
-        layers: list[nn.Module] = [nn.Conv2d(cfg.channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
+        layers: list[nn.Module] = [nn.Conv2d(self.in_channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
         for i in range(n_up - 1):
             extra = 0
             if cfg.minibatch_std and i == n_up - 2:  # before the last conv, so D can use it nonlinearly
@@ -78,4 +78,4 @@ class DCGANDiscriminator(Discriminator):
         _init_weights(self)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.logits(self.body(x), labels)  # body: (B, features)
+        return self.logits(self.body(self.pack(x)), labels)  # body: (B / pac, features)

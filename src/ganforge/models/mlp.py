@@ -38,7 +38,7 @@ class MLPDiscriminator(Discriminator):
         width = cfg.disc_width
         std: list[nn.Module] = [MinibatchStd()] if cfg.minibatch_std else []
         self.body = nn.Sequential(
-            nn.Linear(cfg.channels * cfg.image_size**2, width),
+            nn.Linear(self.in_channels * cfg.image_size**2, width),
             nn.ReLU(),
             *std,
             nn.Linear(width + len(std), width),
@@ -47,4 +47,4 @@ class MLPDiscriminator(Discriminator):
         self.add_head(width)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.logits(self.body(x.flatten(1)), labels)  # body: (B, d_width)
+        return self.logits(self.body(self.pack(x).flatten(1)), labels)  # body: (B / pac, d_width)

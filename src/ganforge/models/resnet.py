@@ -104,7 +104,7 @@ class ResNetDiscriminator(Discriminator):
         super().__init__(cfg)
         _, n_down = layout(cfg.image_size)
         ch = channels(cfg.disc_width, n_down)[::-1]  # 28x28: w/2 at 28x28 (pooled to 14x14), w, then 2w at 7x7
-        blocks = [DownBlock(cfg.channels, ch[0], down=True, first=True)]
+        blocks = [DownBlock(self.in_channels, ch[0], down=True, first=True)]
         blocks += [DownBlock(ch[i - 1], ch[i], down=True) for i in range(1, n_down)]
         self.std = MinibatchStd() if cfg.minibatch_std else None  # before the last block, so D can use it
         blocks.append(DownBlock(ch[-2] + int(cfg.minibatch_std), ch[-1], down=False))
@@ -114,7 +114,7 @@ class ResNetDiscriminator(Discriminator):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        h = x
+        h = self.pack(x)
         for block in self.blocks[:-1]:
             h = block(h)
         if self.std is not None:
