@@ -18,10 +18,10 @@ def test_toy_ring_preset_reaches_every_mode_quickly(tmp_path):
     assert points.shape == (2000, 2, 1, 1)
     torch.manual_seed(cfg.seed)
     untrained = sample(build_generator(cfg.model), 2000, seed=0)
-    # Scored loosely (10x the data's std, so a "mode" is a disc of radius 0.6): after 500 steps at the preset's
-    # Adam 1e-3, measured on seeds 0/1/2 with 1 and with 2 threads (the same figures): 8/8/8 modes, 77/74/73% of
-    # the samples near one, median radius 1.93/1.95/1.95 (at the earlier 5e-4: 8/8/8, 37/34/32%, 1.86-1.88);
-    # the untrained G (median radius 0.11-0.22): 0 modes, 0%.
+    # Scored loosely (10x the data's std, so a "mode" is a disc of radius 0.6): after 500 steps of the preset
+    # (Adam 1e-3, D on pairs), measured on seeds 0/1/2 with 1 and with 2 threads (the same figures): 8/8/8 modes,
+    # 69/72/72% of the samples near one, median radius 1.99/1.97/1.97 (unpacked: 77/74/73%, 1.93-1.95; at the
+    # earlier 5e-4: 37/34/32%, 1.86-1.88); the untrained G (median radius 0.11-0.22): 0 modes, 0%.
     centers, std = toy_modes("ring8")
     trained, before = toy_metrics(points, centers, 10 * std), toy_metrics(untrained, centers, 10 * std)
     assert trained["modes_covered"] >= 6 > before["modes_covered"], (trained, before)
@@ -34,7 +34,7 @@ def test_toy_ring_preset_covers_the_modes(tmp_path):
     train(dataclasses.replace(PRESETS["toy-ring"], out_dir=str(tmp_path / "ring"), device="cpu"))
     centers, std = toy_modes("ring8")
     scores = toy_metrics(sample(load_generator(tmp_path / "ring"), 2000, seed=0), centers, std)
-    # bench/toy_modes.py, seeds 0-9 (1 thread): 8/8 modes, 94.2-96.6% within 3 std.
+    # Screened on seeds 0-9 (1 thread): 8/8 modes, 95.6-96.6% within 3 std.
     assert scores["modes_covered"] >= 7, scores
     assert scores["high_quality"] > 0.5, scores
 
