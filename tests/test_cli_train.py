@@ -35,9 +35,12 @@ def test_a_conditional_model_trains_from_the_command_line(tmp_path, capsys):
     assert run_cli("sample", run, "--n", "3", "--class", "7", "--out", tmp_path / "sevens.png") == 0
     assert run_cli("sample", run, "--n", "3", "--class", "10", "--out", tmp_path / "bad.png") == 2
     assert "class must be in 0..9" in capsys.readouterr().err
-    assert run_cli("train", "--data", "toy:ring8", "--preset", "toy-ring", "--num-classes", "3", "--steps", "2",
-                   "--out", tmp_path / "wrong") == 2  # fmt: skip
+    wrong = ["train", "--data", "toy:ring8", "--preset", "toy-ring", "--num-classes", "3", "--steps", "2"]
+    assert run_cli(*wrong, "--pac", "1", "--out", tmp_path / "wrong") == 2
     assert "8 classes" in capsys.readouterr().err
+    # The toy-ring preset's D judges pairs, which a conditional model cannot: the error says what to pass.
+    assert run_cli(*wrong, "--out", tmp_path / "wrong") == 2
+    assert "needs --pac 1" in capsys.readouterr().err and not (tmp_path / "wrong").exists()
 
 
 def test_every_command_has_help(capsys):

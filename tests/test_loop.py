@@ -63,9 +63,9 @@ def test_cli_resume_with_another_model_is_refused_and_the_run_still_resumes(tmp_
     assert main([*base, "--steps", "20", "--checkpoint-every", "10"]) == 0
     config_before = (run / "config.json").read_text()
     capsys.readouterr()
-    assert main([*base, "--steps", "40", "--resume", "--num-classes", "8"]) == 2
+    assert main([*base, "--steps", "40", "--resume", "--width", "64"]) == 2
     err = capsys.readouterr().err
-    assert "model.num_classes: 0 -> 8" in err and err.count("\n") == 1
+    assert "model.width: 128 -> 64" in err and err.count("\n") == 1
     assert (run / "config.json").read_text() == config_before
     assert main([*base, "--steps", "40", "--resume"]) == 0
 

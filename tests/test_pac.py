@@ -52,7 +52,7 @@ def test_r1_on_a_packed_d_is_the_squared_norm_of_each_packs_gradient():
     "build, field",
     [
         (lambda: ModelConfig(pac=0), "pac is the number"),
-        (lambda: ModelConfig(pac=2, num_classes=10), "drop --pac or --num-classes"),
+        (lambda: ModelConfig(pac=2, num_classes=10), "a conditional model \\(--num-classes\\) needs --pac 1"),
         (lambda: TrainConfig(model=ModelConfig(pac=4), batch_size=126), "batch size 126"),
     ],
 )

@@ -68,7 +68,10 @@ class ModelConfig:
         if self.pac < 1:
             raise ConfigError(f"pac is the number of samples D judges together, at least 1; got {self.pac}")
         if self.pac > 1 and self.is_conditional:
-            raise ConfigError("pac packs samples of different classes into one D input; drop --pac or --num-classes")
+            raise ConfigError(
+                f"pac {self.pac} (D judges {self.pac} samples at once) would pack samples of different classes into "
+                "one D input; a conditional model (--num-classes) needs --pac 1"
+            )
 
     @property
     def shape(self) -> tuple[int, int, int]:
