@@ -34,6 +34,7 @@ def test_a_packed_d_gives_one_logit_a_pack_that_depends_on_every_sample_in_it(ar
     with torch.no_grad():
         before, after = D(x), D(changed)
     assert before.shape == (4,)
+    # Measured on seeds 0-2 (1 thread): the other packs move by exactly 0, the changed one by 1.5e-4 (dcgan) to 3.6.
     moved = (before - after).abs() > 1e-6
     assert moved.tolist() == [False, True, False, False]
 
@@ -66,3 +67,12 @@ def test_cli_refuses_a_batch_that_does_not_divide_into_packs(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--pac" in err and "batch size 64" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_each_process_must_get_whole_packs():
+    from ganforge.distributed import DistInfo, local_batch_size
+
+    info = DistInfo(rank=0, local_rank=0, world_size=2, backend="gloo")
+    assert local_batch_size(8, info, pack=2) == 4
+    with pytest.raises(ConfigError, match="batch size 6 does not divide by the 2 processes into packs of 2"):
+        local_batch_size(6, info, pack=2)  # 3 images a process: no whole pairs

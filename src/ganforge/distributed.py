@@ -98,12 +98,13 @@ def barrier(info: DistInfo) -> None:
             dist.barrier()
 
 
-def local_batch_size(global_batch: int, info: DistInfo) -> int:
-    """Each rank's share of the global batch; the global batch must divide evenly."""
-    if global_batch % info.world_size:
+def local_batch_size(global_batch: int, info: DistInfo, *, pack: int = 1) -> int:
+    """Each rank's share of the global batch; it must divide evenly, and each share into packs of `pack` (--pac)."""
+    if global_batch % (info.world_size * pack):
         raise ConfigError(
-            f"batch size {global_batch} does not divide by the {info.world_size} processes; "
-            f"pass a --batch-size that is a multiple of {info.world_size}"
+            f"batch size {global_batch} does not divide by the {info.world_size} processes"
+            + (f" into packs of {pack} (--pac)" if pack > 1 else "")
+            + f"; pass a --batch-size that is a multiple of {info.world_size * pack}"
         )
     return global_batch // info.world_size
 

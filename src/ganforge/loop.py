@@ -20,7 +20,7 @@ from ganforge.config import TrainConfig
 from ganforge.data import Dataset
 from ganforge.diagnostics import Monitor, QualityProbe, summary_line
 from ganforge.distributed import DistInfo
-from ganforge.errors import CheckpointError, ConfigError, GanforgeError, TrainingError
+from ganforge.errors import CheckpointError, GanforgeError, TrainingError
 from ganforge.models import Generator
 from ganforge.sample import generate, latents
 from ganforge.tensorboard import TensorBoardLog
@@ -114,13 +114,7 @@ class TrainingLoop:
             raise TrainingError(f"output path {self.run_dir} is a file; pass a folder with --out")
         payload, ckpt_path = None, None
         history: list[dict[str, Any]] = []
-        local_batch = distributed.local_batch_size(cfg.batch_size, dist)  # the global batch must divide evenly
-        if local_batch % cfg.model.pac:
-            raise ConfigError(
-                f"each of the {dist.world_size} processes gets {local_batch} images a step, which do not divide "
-                f"into packs of {cfg.model.pac} (--pac); pass a --batch-size, a multiple of "
-                f"{dist.world_size * cfg.model.pac}"
-            )
+        distributed.local_batch_size(cfg.batch_size, dist, pack=cfg.model.pac)  # each process's share, in whole packs
         if resume:
             ckpt_path, payload = self._resume_checkpoint(resume_from)
             saved_world = int(payload.get("world_size", 1))
