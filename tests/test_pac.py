@@ -6,6 +6,7 @@ import torch
 from ganforge import regularizers
 from ganforge.cli import main
 from ganforge.config import ModelConfig, TrainConfig
+from ganforge.distributed import DistInfo, local_batch_size
 from ganforge.errors import ConfigError
 from ganforge.models import build_discriminator
 
@@ -70,8 +71,6 @@ def test_cli_refuses_a_batch_that_does_not_divide_into_packs(tmp_path, capsys):
 
 
 def test_each_process_must_get_whole_packs():
-    from ganforge.distributed import DistInfo, local_batch_size
-
     info = DistInfo(rank=0, local_rank=0, world_size=2, backend="gloo")
     assert local_batch_size(8, info, pack=2) == 4
     with pytest.raises(ConfigError, match="batch size 6 does not divide by the 2 processes into packs of 2"):
