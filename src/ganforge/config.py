@@ -411,9 +411,10 @@ PRESETS: dict[str, TrainConfig] = {
 # Its KL comes from uneven digit shares within each channel (G under-draws 1s and 3s), and two changes to the
 # mnist-hq recipe moved that: a D twice G's width (a D judging three digits at once has a third of the capacity
 # a digit) and Adam (0, 0.99) instead of (0.5, 0.999). Seed 0, KL on 26,000 samples: the recipe 0.091 at 22,000
-# steps; at 16,000, D width 64 0.074, D width 64 with Adam (0, 0.99) 0.062, D width 48 with it 0.079, D width 32
-# with it 0.094 (0.085 at 28,000). Width 64 costs 1.9x the time a step, so 13,000 steps fit 20 minutes: seeds
-# 0 / 1 / 2 KL 0.074 / 0.079 / 0.068, 1,000 modes, 921 and 1,002 s alone here on seeds 0 and 2 (README).
+# steps; at 16,000, D width 64 0.074, D width 64 with Adam (0, 0.99) 0.062 (0.056 at 20,000-24,000: it levels
+# off above the 0.05 target), D width 48 with it 0.079, D width 32 with it 0.094 (0.085 at 28,000). Width 64
+# costs 1.9x the time a step, so 13,000 steps fit 20 minutes: seeds 0 / 1 / 2 KL 0.074 / 0.079 / 0.068, 1,000
+# modes, 921 and 1,002 s alone here on seeds 0 and 2 (README).
 PRESETS["stacked-mnist"] = dataclasses.replace(
     PRESETS["mnist-hq"],
     model=dataclasses.replace(PRESETS["mnist-hq"].model, channels=3, minibatch_std=True, num_classes=0, d_width=64),
