@@ -47,6 +47,7 @@ class ModelConfig:
     spectral_norm_g: bool = False  # ... and of G's
     minibatch_std: bool = False  # D sees the batch's feature std as an extra input (Karras et al. 2018)
     pac: int = 1  # PacGAN packing (Lin et al. 2018): D judges `pac` samples at once, stacked along channels
+    coarse_d: int = 0  # side of a coarse critic's view: D also judges the image pooled to coarse_d^2 pixels; 0: off
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -67,6 +68,18 @@ class ModelConfig:
             raise ConfigError(f"out_activation must be 'tanh' or 'none'; got {self.out_activation!r}")
         if self.pac < 1:
             raise ConfigError(f"pac is the number of samples D judges together, at least 1; got {self.pac}")
+        if self.coarse_d < 0 or self.coarse_d > self.image_size:
+            raise ConfigError(
+                f"coarse_d is the side of the coarse critic's pooled view, 0 (off) to image_size "
+                f"({self.image_size}); got {self.coarse_d}"
+            )
+        if self.coarse_d and self.image_size == 1:
+            raise ConfigError("coarse_d pools images; these are 2-D points (image_size 1): use coarse_d 0")
+        if self.coarse_d and self.is_acgan:
+            raise ConfigError(
+                "coarse_d adds a logit column to D's output, as AC-GAN's class head does: use --conditioning "
+                "projection with it, or coarse_d 0"
+            )
         if self.pac > 1 and self.is_conditional:
             raise ConfigError(
                 f"pac {self.pac} (D judges {self.pac} samples at once) would pack samples of different classes into "
@@ -417,7 +430,9 @@ PRESETS: dict[str, TrainConfig] = {
 # modes, 921 and 1,002 s alone here on seeds 0 and 2 (README).
 PRESETS["stacked-mnist"] = dataclasses.replace(
     PRESETS["mnist-hq"],
-    model=dataclasses.replace(PRESETS["mnist-hq"].model, channels=3, minibatch_std=True, num_classes=0, d_width=64),
+    model=dataclasses.replace(
+        PRESETS["mnist-hq"].model, channels=3, minibatch_std=True, num_classes=0, d_width=64, coarse_d=7
+    ),
     preset="stacked-mnist",
     data="stacked-mnist",
     steps=13_000,

@@ -2,7 +2,8 @@
 
 Notation: D(x) = sigmoid(l(x)) is the probability that x is real; l is the logit D returns, and
 l_real, l_fake are D's logits on a batch of data and of G's samples. The identities used are
-log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l). Means are over the batch.
+log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l). Means are over the batch; a D with a coarse
+critic gives logits (B, 2), and the means run over both critics, each scored as its own D.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def d_loss(logits_real: Tensor, logits_fake: Tensor, *, kind: LossKind, real_lab
     if kind == "wgan":
         return logits_fake.mean() - logits_real.mean()
     if kind == "ragan":
-        a = logits_real - logits_fake.mean()
-        b = logits_fake - logits_real.mean()
+        a = logits_real - logits_fake.mean(0)  # mean(0): the batch mean of each critic's logit
+        b = logits_fake - logits_real.mean(0)
         return _bce_real(a, real_label).mean() + F.softplus(b).mean()
     raise ValueError(f"unknown loss kind {kind!r}")
 
@@ -84,8 +85,8 @@ def g_loss(logits_fake: Tensor, *, kind: LossKind, logits_real: Tensor | None = 
     if kind == "ragan":
         if logits_real is None:
             raise ValueError("the ragan G loss compares fakes with reals: pass logits_real")
-        a = logits_real - logits_fake.mean()
-        b = logits_fake - logits_real.mean()
+        a = logits_real - logits_fake.mean(0)
+        b = logits_fake - logits_real.mean(0)
         return F.softplus(-b).mean() + F.softplus(a).mean()
     raise ValueError(f"unknown loss kind {kind!r}")
 

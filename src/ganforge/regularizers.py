@@ -17,9 +17,11 @@ from torch import Tensor, nn
 Critic = Callable[[Tensor, Tensor | None], Tensor]
 
 
-def adversarial(out: Tensor) -> Tensor:
-    """D's real/fake logit (B,) from its output: (B,) as is, or column 0 of an AC-GAN's (B, 1 + K)."""
-    return out[:, 0] if out.dim() == 2 else out
+def adversarial(out: Tensor, D: Critic | None = None) -> Tensor:
+    """D's real/fake logits from its output: (B,) as is, column 0 of an AC-GAN's (B, 1 + K), or, when D is a
+    Discriminator with a coarse critic, both columns of its (B, 2), so that a penalty smooths both critics."""
+    coarse = bool(getattr(getattr(D, "cfg", None), "coarse_d", 0))
+    return out[:, 0] if out.dim() == 2 and not coarse else out
 
 
 def _input_gradient(D: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
@@ -28,7 +30,7 @@ def _input_gradient(D: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
     At least in float32 (a bf16 or fp16 run's fakes come out of autocast in the lower precision).
     """
     x = x.detach().to(torch.promote_types(x.dtype, torch.float32)).requires_grad_(True)
-    logits = adversarial(D(x, labels)).float()
+    logits = adversarial(D(x, labels), D).float()
     (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
     # (logits, inputs a logit saw): each logit depends on its own sample only, or (PacGAN) on its pack's.
     return grad.reshape(logits.size(0), -1)

@@ -16,7 +16,7 @@ from ganforge import losses, regularizers, schedule, speed
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
 from ganforge.errors import DataError
-from ganforge.models import Generator, split_logits
+from ganforge.models import Generator, main_logits, split_logits
 from ganforge.train_state import TrainState
 from ganforge.train_state import build_state as build_state  # re-exported: the step's callers build with it
 
@@ -93,8 +93,8 @@ def d_update(
     # Through the DDP wrapper under torchrun: this backward reaches D's weights. Penalties use the plain D
     # (a double backward DDP does not support) and join the same backward, whose gradients DDP averages.
     out_real, out_fake = _discriminate(state, x_real, x_fake, labels, state.d_net(sync=True))
-    logits_real, class_real = split_logits(out_real)
-    logits_fake, class_fake = split_logits(out_fake)
+    logits_real, class_real = split_logits(out_real, cfg.model)
+    logits_fake, class_fake = split_logits(out_fake, cfg.model)
 
     # 2. The loss, the AC-GAN class terms, and the penalties (computed in float32, outside autocast).
     loss_d = losses.d_loss(logits_real, logits_fake, kind=cfg.loss, real_label=cfg.label_smoothing)
@@ -107,9 +107,10 @@ def d_update(
     # 3. WGAN's Lipschitz constraint by clipping, and ADA's overfitting signal.
     if clip := cfg.clip_value:
         regularizers.clip_weights_(state.D, clip)
+    logits_real, logits_fake = main_logits(logits_real.detach()), main_logits(logits_fake.detach())  # for stats
     if state.ada is not None:
-        state.ada.observe(logits_real.detach())
-    out = {"loss_d": loss_d.detach(), "logits_real": logits_real.detach(), "logits_fake": logits_fake.detach()}
+        state.ada.observe(logits_real)
+    out = {"loss_d": loss_d.detach(), "logits_real": logits_real, "logits_fake": logits_fake}
     if with_stats:
         out["grad_norm_d"] = grad_norm  # type: ignore[assignment]
         if penalty is not None:
@@ -146,11 +147,11 @@ def g_update(
     logits_real = None
     if cfg.loss == "ragan":  # the relativistic loss compares with D's view of the real batch
         out_real, out_fake = _discriminate(state, state.augment(real, cfg), x_fake, labels, state.d_net())
-        logits_real = split_logits(out_real)[0].detach()
+        logits_real = split_logits(out_real, cfg.model)[0].detach()
     else:
         with state.autocast():
             out_fake = state.d_net()(x_fake, labels).float()
-    logits_fake, class_fake = split_logits(out_fake)
+    logits_fake, class_fake = split_logits(out_fake, cfg.model)
     loss_g = losses.g_loss(logits_fake, kind=cfg.loss, logits_real=logits_real)
     if class_fake is not None and labels is not None:
         loss_g = loss_g + losses.class_loss(class_fake, labels)

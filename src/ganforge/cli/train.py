@@ -35,7 +35,7 @@ _OVERRIDES = (
 _SWITCHES = ("gp_one_sided", "tensorboard", "sync_bn", "channels_last")  # store_true flags -> True fields
 # flag -> ModelConfig field
 _MODEL_OVERRIDES = (
-    "arch", "image_size", "channels", "num_classes", "conditioning", "width", "d_width", "z_dim", "pac",
+    "arch", "image_size", "channels", "num_classes", "conditioning", "width", "d_width", "z_dim", "pac", "coarse_d",
 )  # fmt: skip
 _MODEL_SWITCHES = ("spectral_norm", "spectral_norm_g", "minibatch_std")
 
@@ -71,6 +71,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--spectral-norm-g", action="store_true", default=None, help="spectral normalization in G too")
     m.add_argument("--minibatch-std", action="store_true", default=None, help="minibatch standard deviation in D")
     m.add_argument("--pac", type=int, default=None, metavar="K", help="PacGAN: D judges K samples at once (1: off)")
+    m.add_argument(
+        "--coarse-d",
+        type=int,
+        default=None,
+        metavar="SIDE",
+        help="a second critic in D on the image pooled to SIDE x SIDE (7 for 28x28), its own loss term (0: off)",
+    )
 
     o = p.add_argument_group("loss and optimizer")
     o.add_argument("--loss", choices=LOSSES, default=None)

@@ -35,14 +35,21 @@ def build_discriminator(cfg: ModelConfig) -> Discriminator:
     return D
 
 
-def split_logits(out: Tensor) -> tuple[Tensor, Tensor | None]:
-    """D's output -> (adversarial logits (B,), class logits (B, classes) or None).
+def split_logits(out: Tensor, model: ModelConfig | None = None) -> tuple[Tensor, Tensor | None]:
+    """D's output -> (adversarial logits (B,) or (B, 2), class logits (B, classes) or None).
 
-    AC-GAN's D returns (B, 1 + classes) with the adversarial logit in column 0; every other D returns (B,).
+    AC-GAN's D returns (B, 1 + classes) with the adversarial logit in column 0; a D with a coarse critic
+    (model.coarse_d) returns (B, 2), two adversarial logits that the loss scores alike; every other D
+    returns (B,). Without `model`, a 2-D output is read as AC-GAN's.
     """
-    if out.dim() == 1:
+    if out.dim() == 1 or (model is not None and model.coarse_d):
         return out, None
     return out[:, 0], out[:, 1:]
+
+
+def main_logits(logits: Tensor) -> Tensor:
+    """The main D's logits (B,) from split_logits' adversarial logits: column 0 when a coarse critic adds one."""
+    return logits[:, 0] if logits.dim() == 2 else logits
 
 
 def needs_separate_batches(model: nn.Module | ModelConfig) -> bool:
@@ -58,5 +65,6 @@ __all__ = [
     "build_discriminator",
     "build_generator",
     "needs_separate_batches",
+    "main_logits",
     "split_logits",
 ]

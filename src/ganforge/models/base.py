@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ganforge.config import ModelConfig
 from ganforge.models.conditioning import Projection
+from ganforge.models.layers import CoarseCritic
 
 
 class Generator(nn.Module):
@@ -31,12 +33,14 @@ class Discriminator(nn.Module):
     """D: (images (B, C, H, W), labels (B,) or None) -> logits (B,), or (B, 1 + classes) for AC-GAN.
 
     Subclasses build their feature extractor on `in_channels` inputs, start their forward with
-    `self.pack(x)`, call `add_head(features)`, and end their forward with `self.logits(h, labels)`.
-    With packing (cfg.pac = k > 1) D returns one logit per pack of k samples: (B / k,).
+    `x = self.pack(x)`, call `add_head(features)`, and end their forward with `self.logits(h, labels, x)`.
+    With packing (cfg.pac = k > 1) D returns one logit per pack of k samples: (B / k,). With a coarse
+    critic (cfg.coarse_d) D returns (B, 2): the main logit, then the coarse critic's, each its own loss term.
     """
 
     head: nn.Linear
     projection: Projection | None
+    coarse: CoarseCritic | None
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -65,9 +69,13 @@ class Discriminator(nn.Module):
         cfg = self.cfg
         self.head = nn.Linear(features, 1 + cfg.num_classes if cfg.is_acgan else 1)
         self.projection = Projection(cfg.num_classes, features) if cfg.is_conditional and not cfg.is_acgan else None
+        self.coarse = CoarseCritic(self.in_channels, cfg.coarse_d) if cfg.coarse_d else None
 
-    def logits(self, h: Tensor, labels: Tensor | None) -> Tensor:
-        """h (B, features) -> (B,); AC-GAN: (B, 1 + classes), column 0 the adversarial logit. AC-GAN ignores labels."""
+    def logits(self, h: Tensor, labels: Tensor | None, x: Tensor | None = None) -> Tensor:
+        """h (B, features) -> (B,); AC-GAN: (B, 1 + classes), column 0 the adversarial logit. AC-GAN ignores labels.
+
+        x: D's (packed) input, which the coarse critic judges: then (B, 2), the main logit and the coarse one.
+        """
         out = self.head(h)
         if self.cfg.is_acgan:
             return out
@@ -76,4 +84,8 @@ class Discriminator(nn.Module):
             if labels is None:
                 raise ValueError("a conditional discriminator needs labels")
             out = out + self.projection(h, labels)
+        if self.coarse is not None:
+            if x is None:
+                raise ValueError("a discriminator with a coarse critic needs its input: call logits(h, labels, x)")
+            out = torch.stack([out, self.coarse(x).to(out.dtype)], dim=1)
         return out

@@ -78,4 +78,5 @@ class DCGANDiscriminator(Discriminator):
         _init_weights(self)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.logits(self.body(self.pack(x)), labels)  # body: (B / pac, features)
+        x = self.pack(x)
+        return self.logits(self.body(x), labels, x)  # body: (B / pac, features)

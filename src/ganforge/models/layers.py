@@ -1,8 +1,9 @@
-"""Layers that stabilize D: the minibatch standard deviation feature and spectral normalization."""
+"""Layers that stabilize D: the minibatch standard deviation feature, the coarse critic, spectral normalization."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -32,6 +33,37 @@ class MinibatchStd(nn.Module):
         feature = std.repeat_interleave(group).to(x.dtype)  # (B,)
         shape = (batch, 1, *x.shape[2:])
         return torch.cat([x, feature.view(-1, *[1] * (x.dim() - 1)).expand(shape)], dim=1)
+
+
+class CoarseCritic(nn.Module):
+    """A second real/fake logit from the image average-pooled to side x side pixels: an MLP of `width` units.
+
+    At 7x7 a digit's identity survives and its strokes do not, so this critic cannot tell a sample by the
+    fine flaws the main D keys on; what it can tell is which shapes G draws too often or too rarely. D
+    returns its logit beside the main one and the loss scores each on its own, so its push on G does not
+    fade when the main D is confident (summed into one logit it did: Stacked MNIST KL 0.125 against 0.092 at
+    4,000 steps, README). A multi-scale D (Wang et al. 2018, pix2pixHD) whose coarsest scale is an MLP.
+    (B, C, H, W) -> (B,).
+    """
+
+    def __init__(self, channels: int, side: int, width: int = 256) -> None:
+        super().__init__()
+        self.side = side
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * side * side, width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(width, width),
+            nn.LeakyReLU(0.2),
+            nn.Linear(width, 1),
+        )
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(F.adaptive_avg_pool2d(x, self.side)).squeeze(1)
 
 
 def apply_spectral_norm(module: nn.Module, *, embeddings: bool) -> None:

@@ -47,4 +47,5 @@ class MLPDiscriminator(Discriminator):
         self.add_head(width)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.logits(self.body(self.pack(x).flatten(1)), labels)  # body: (B / pac, d_width)
+        x = self.pack(x)
+        return self.logits(self.body(x.flatten(1)), labels, x)  # body: (B / pac, d_width)

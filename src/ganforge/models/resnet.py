@@ -114,10 +114,10 @@ class ResNetDiscriminator(Discriminator):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
-        h = self.pack(x)
+        x = h = self.pack(x)
         for block in self.blocks[:-1]:
             h = block(h)
         if self.std is not None:
             h = self.std(h)
         h = F.relu(self.blocks[-1](h)).sum(dim=(2, 3))  # global sum pooling: (B, channels)
-        return self.logits(h, labels)
+        return self.logits(h, labels, x)
