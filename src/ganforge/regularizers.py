@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# D: (images, labels or None) -> logits (B,), or (B, 1 + K) for AC-GAN. A module or any callable
-# (say, D behind an augmentation) fits.
+# D: (images, labels or None) -> logits (B,), (B, 1 + K) for AC-GAN, (B, 2) with a coarse critic. A module
+# or any callable (say, D behind an augmentation) fits.
 Critic = Callable[[Tensor, Tensor | None], Tensor]
 
 

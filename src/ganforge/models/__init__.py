@@ -64,7 +64,7 @@ __all__ = [
     "Generator",
     "build_discriminator",
     "build_generator",
-    "needs_separate_batches",
     "main_logits",
+    "needs_separate_batches",
     "split_logits",
 ]
