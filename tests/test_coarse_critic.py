@@ -76,6 +76,12 @@ def test_each_critic_is_scored_as_its_own_discriminator():
         g_both = losses.g_loss(fake, kind=kind, logits_real=real)
         g_each = [losses.g_loss(fake[:, i], kind=kind, logits_real=real[:, i]) for i in range(2)]
         assert torch.allclose(g_both, (g_each[0] + g_each[1]) / 2), kind
+    weighted = losses.d_loss(real, fake, kind="nonsaturating", coarse_weight=3.0)
+    each = [losses.d_loss(real[:, i], fake[:, i], kind="nonsaturating") for i in range(2)]
+    assert torch.allclose(weighted, (each[0] + 3 * each[1]) / 2)
+    weighted = losses.g_loss(fake, kind="nonsaturating", coarse_weight=3.0)
+    each = [losses.g_loss(fake[:, i], kind="nonsaturating") for i in range(2)]
+    assert torch.allclose(weighted, (each[0] + 3 * each[1]) / 2)
 
 
 def test_r1_smooths_the_coarse_critic_too():
@@ -106,5 +112,8 @@ def test_a_training_step_trains_the_coarse_critic_and_logs_the_main_ds_view():
 def test_the_cli_sets_it_and_the_stacked_mnist_preset_uses_it(capsys):
     assert main(["train", "--preset", "dcgan", "--coarse-d", "7", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["coarse_d"] == 7
-    assert main(["train", "--preset", "stacked-mnist", "--dry-run"]) == 0
-    assert json.loads(capsys.readouterr().out)["model"]["coarse_d"] == 7
+    assert main(["train", "--preset", "stacked-mnist", "--coarse-weight", "3", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["model"]["coarse_d"] == 7 and cfg["coarse_weight"] == 3
+    with pytest.raises(ConfigError, match="coarse_weight"):
+        TrainConfig(coarse_weight=0)

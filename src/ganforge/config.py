@@ -121,6 +121,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     loss: LossKind = "nonsaturating"
+    coarse_weight: float = 1.0  # with model.coarse_d: the coarse critic's loss weight, (L_main + w L_coarse) / 2
     # Regularizers and training tricks (each a small function in regularizers.py / augment.py).
     clip: float | None = None  # wgan: D's weights clipped to [-clip, clip]; None: 0.01 unless a gradient penalty is on
     gp: float = 0.0  # WGAN-GP weight (Gulrajani et al. 2017); 0: off
@@ -170,6 +171,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1); got {getattr(self, name)}")
         if self.loss not in LOSSES:
             raise ConfigError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
+        if not self.coarse_weight > 0:
+            raise ConfigError(f"coarse_weight is the coarse critic's loss weight, positive; got {self.coarse_weight}")
         for name in ("gp", "r1", "r2", "instance_noise"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be 0 (off) or positive; got {getattr(self, name)}")
@@ -435,7 +438,8 @@ PRESETS["stacked-mnist"] = dataclasses.replace(
     ),
     preset="stacked-mnist",
     data="stacked-mnist",
-    steps=13_000,
+    steps=14_000,
+    coarse_weight=2.0,
     beta1=0.0,
     beta2=0.99,
     lr_decay="none",

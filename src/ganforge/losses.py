@@ -2,8 +2,9 @@
 
 Notation: D(x) = sigmoid(l(x)) is the probability that x is real; l is the logit D returns, and
 l_real, l_fake are D's logits on a batch of data and of G's samples. The identities used are
-log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l). Means are over the batch; a D with a coarse
-critic gives logits (B, 2), and the means run over both critics, each scored as its own D.
+log D(x) = -softplus(-l) and log(1 - D(x)) = -softplus(l). Means are over the batch. A D with a coarse
+critic (ModelConfig.coarse_d) gives logits (B, 2): each column is scored as its own D, and the loss is
+(L_main + w L_coarse) / 2, w the coarse weight (1: the plain mean of the two).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def _bce_real(logits: Tensor, target: float) -> Tensor:
     return target * F.softplus(-logits) + (1 - target) * F.softplus(logits)
 
 
-def d_loss(logits_real: Tensor, logits_fake: Tensor, *, kind: LossKind, real_label: float = 1.0) -> Tensor:
+def d_loss(
+    logits_real: Tensor, logits_fake: Tensor, *, kind: LossKind, real_label: float = 1.0, coarse_weight: float = 1.0
+) -> Tensor:
     """The discriminator's loss, to be minimized.
 
     nonsaturating / minimax (the same D objective; Goodfellow et al. 2014, "Generative Adversarial Nets"):
@@ -46,6 +49,9 @@ def d_loss(logits_real: Tensor, logits_fake: Tensor, *, kind: LossKind, real_lab
     """
     if real_label != 1.0 and kind not in SMOOTHABLE:
         raise ValueError(f"label smoothing applies to the {', '.join(SMOOTHABLE)} losses, not {kind!r}")
+    if logits_real.dim() == 2:  # the main and the coarse critic, each its own D
+        main, coarse = (d_loss(logits_real[:, i], logits_fake[:, i], kind=kind, real_label=real_label) for i in (0, 1))
+        return (main + coarse_weight * coarse) / 2
     if kind in ("nonsaturating", "minimax"):
         return _bce_real(logits_real, real_label).mean() + F.softplus(logits_fake).mean()
     if kind == "hinge":
@@ -55,13 +61,15 @@ def d_loss(logits_real: Tensor, logits_fake: Tensor, *, kind: LossKind, real_lab
     if kind == "wgan":
         return logits_fake.mean() - logits_real.mean()
     if kind == "ragan":
-        a = logits_real - logits_fake.mean(0)  # mean(0): the batch mean of each critic's logit
-        b = logits_fake - logits_real.mean(0)
+        a = logits_real - logits_fake.mean()
+        b = logits_fake - logits_real.mean()
         return _bce_real(a, real_label).mean() + F.softplus(b).mean()
     raise ValueError(f"unknown loss kind {kind!r}")
 
 
-def g_loss(logits_fake: Tensor, *, kind: LossKind, logits_real: Tensor | None = None) -> Tensor:
+def g_loss(
+    logits_fake: Tensor, *, kind: LossKind, logits_real: Tensor | None = None, coarse_weight: float = 1.0
+) -> Tensor:
     """The generator's loss, to be minimized.
 
     minimax (the article's formula): G minimizes the value V(D, G) = E[log D(x)] + E[log(1 - D(G(z)))],
@@ -74,6 +82,12 @@ def g_loss(logits_fake: Tensor, *, kind: LossKind, logits_real: Tensor | None = 
     ragan (needs logits_real, D's logits on the real batch; they may be detached, since G reaches both
         terms through l_fake): with a and b as in d_loss, L_G = E[softplus(-b)] + E[softplus(a)].
     """
+    if logits_fake.dim() == 2:  # the main and the coarse critic, each its own D
+        main, coarse = (
+            g_loss(logits_fake[:, i], kind=kind, logits_real=None if logits_real is None else logits_real[:, i])
+            for i in (0, 1)
+        )
+        return (main + coarse_weight * coarse) / 2
     if kind == "minimax":
         return -F.softplus(logits_fake).mean()
     if kind == "nonsaturating":
@@ -85,8 +99,8 @@ def g_loss(logits_fake: Tensor, *, kind: LossKind, logits_real: Tensor | None = 
     if kind == "ragan":
         if logits_real is None:
             raise ValueError("the ragan G loss compares fakes with reals: pass logits_real")
-        a = logits_real - logits_fake.mean(0)
-        b = logits_fake - logits_real.mean(0)
+        a = logits_real - logits_fake.mean()
+        b = logits_fake - logits_real.mean()
         return F.softplus(-b).mean() + F.softplus(a).mean()
     raise ValueError(f"unknown loss kind {kind!r}")
 

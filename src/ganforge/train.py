@@ -97,7 +97,9 @@ def d_update(
     logits_fake, class_fake = split_logits(out_fake, cfg.model)
 
     # 2. The loss, the AC-GAN class terms, and the penalties (computed in float32, outside autocast).
-    loss_d = losses.d_loss(logits_real, logits_fake, kind=cfg.loss, real_label=cfg.label_smoothing)
+    loss_d = losses.d_loss(
+        logits_real, logits_fake, kind=cfg.loss, real_label=cfg.label_smoothing, coarse_weight=cfg.coarse_weight
+    )
     if class_real is not None and class_fake is not None and labels is not None:
         loss_d = loss_d + losses.class_loss(class_real, labels) + losses.class_loss(class_fake, labels)
     penalty = d_penalty(state, x_real, x_fake, labels, cfg)
@@ -152,7 +154,7 @@ def g_update(
         with state.autocast():
             out_fake = state.d_net()(x_fake, labels).float()
     logits_fake, class_fake = split_logits(out_fake, cfg.model)
-    loss_g = losses.g_loss(logits_fake, kind=cfg.loss, logits_real=logits_real)
+    loss_g = losses.g_loss(logits_fake, kind=cfg.loss, logits_real=logits_real, coarse_weight=cfg.coarse_weight)
     if class_fake is not None and labels is not None:
         loss_g = loss_g + losses.class_loss(class_fake, labels)
     state.D.requires_grad_(True)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 # flag -> TrainConfig field, for the run settings a user may override
 _OVERRIDES = (
-    "data", "data_dir", "steps", "batch_size", "seed", "device", "loss", "lr_g", "lr_d", "ema_decay",
+    "data", "data_dir", "steps", "batch_size", "seed", "device", "loss", "coarse_weight", "lr_g", "lr_d", "ema_decay",
     "log_every", "checkpoint_every", "sample_every", "eval_every", "check_every",
     "clip", "gp", "r1", "r2", "reg_every", "n_critic", "augment", "ada_target", "label_smoothing",
     "instance_noise", "precision", "compile", "lr_decay", "lr_decay_start",
@@ -81,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     o = p.add_argument_group("loss and optimizer")
     o.add_argument("--loss", choices=LOSSES, default=None)
+    o.add_argument(
+        "--coarse-weight", type=float, default=None, metavar="W", help="with --coarse-d: the coarse critic's weight"
+    )
     o.add_argument("--lr-g", type=float, default=None)
     o.add_argument("--lr-d", type=float, default=None)
     o.add_argument("--lr-decay", choices=LR_DECAYS, default=None, help="decay both lrs to 0 (default none)")
