@@ -12,16 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ganforge.models import split_logits
+
 # D: (images, labels or None) -> logits (B,), (B, 1 + K) for AC-GAN, (B, 2) with a coarse critic. A module
 # or any callable (say, D behind an augmentation) fits.
 Critic = Callable[[Tensor, Tensor | None], Tensor]
 
 
 def adversarial(out: Tensor, D: Critic | None = None) -> Tensor:
-    """D's real/fake logits from its output: (B,) as is, column 0 of an AC-GAN's (B, 1 + K), or, when D is a
-    Discriminator with a coarse critic, both columns of its (B, 2), so that a penalty smooths both critics."""
-    coarse = bool(getattr(getattr(D, "cfg", None), "coarse_d", 0))
-    return out[:, 0] if out.dim() == 2 and not coarse else out
+    """D's real/fake logits from its output, read as the training step reads them (models.split_logits, with
+    D's config when D is a Discriminator): (B,) as is, column 0 of an AC-GAN's (B, 1 + K), both columns of a
+    coarse critic's (B, 2), so that a penalty smooths both critics."""
+    return split_logits(out, getattr(D, "cfg", None))[0]
 
 
 def _input_gradient(D: Critic, x: Tensor, labels: Tensor | None) -> Tensor:
