@@ -34,8 +34,8 @@ def ours(preset: str, data_dir: str, steps: int, warmup: int, threads: int, prec
 
     from ganforge import speed
     from ganforge.batches import Batches
-    from ganforge.config import get_preset
     from ganforge.data import load_dataset
+    from ganforge.presets import get_preset
     from ganforge.train import build_state, train_step
 
     if threads:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"img_per_s={ours(args.child, args.data_dir, args.steps, args.warmup, args.threads, args.precision):.1f}")
         return 0
 
-    from ganforge.config import PRESETS
+    from ganforge.presets import PRESETS
 
     missing = [name for name in args.presets if name not in PRESETS]
     if missing:

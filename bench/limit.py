@@ -31,8 +31,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganforge.config import PRESETS
 from ganforge.precision import MixedPrecision, cpu_flags, cpu_model
+from ganforge.presets import PRESETS
 from ganforge.train import build_state, train_step
 
 aten = torch.ops.aten

@@ -17,7 +17,7 @@ import statistics
 
 from step_speed import img_per_s
 
-from ganforge.config import PRESETS
+from ganforge.presets import PRESETS
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ OPTIONAL = ("stacked_modes", "stacked_kl", "stacked_confident")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("preset", help="a preset name (ganforge.config.PRESETS)")
+    parser.add_argument("preset", help="a preset name (ganforge.presets.PRESETS)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     parser.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     default_dir = str(SHARED_MNIST) if SHARED_MNIST.is_dir() else None
@@ -108,9 +108,9 @@ def with_overrides(cfg: Any, pairs: list[str]) -> Any:
 
 def run_one(preset: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """Train one seed and score it; returns the line's numbers and where the run is."""
-    from ganforge.config import get_preset
     from ganforge.io import write_text_atomic
     from ganforge.metrics import evaluate
+    from ganforge.presets import get_preset
     from ganforge.train import train
 
     base = with_overrides(get_preset(preset), args.set)
@@ -186,8 +186,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from ganforge.config import get_preset
     from ganforge.errors import GanforgeError
+    from ganforge.presets import get_preset
 
     try:
         base = with_overrides(get_preset(args.preset), args.set)

@@ -35,7 +35,7 @@ def img_per_s(preset: str, variant: str, steps: int, device_name: str, warmup: i
     import torch
 
     from ganforge import speed
-    from ganforge.config import PRESETS
+    from ganforge.presets import PRESETS
     from ganforge.train import build_state, train_step
 
     device = torch.device(device_name)

@@ -27,8 +27,8 @@ def ours(data_dir: str, steps: int, warmup: int) -> float:
     import torch
 
     from ganforge.batches import Batches
-    from ganforge.config import PRESETS
     from ganforge.data import load_dataset
+    from ganforge.presets import PRESETS
     from ganforge.train import build_state, train_step
 
     cfg = PRESETS["seed"]
@@ -48,7 +48,7 @@ def step_flops() -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ganforge.config import PRESETS
+    from ganforge.presets import PRESETS
     from ganforge.train import build_state, train_step
 
     cfg = PRESETS["seed"]

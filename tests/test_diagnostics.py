@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 from ganforge import diagnostics
-from ganforge.config import PRESETS, ModelConfig
+from ganforge.config import ModelConfig
 from ganforge.data import load_dataset, make_toy, to_float
 from ganforge.diagnostics import Monitor, QualityProbe, Thresholds, extractor_for, summary_line
 from ganforge.models import build_generator
+from ganforge.presets import PRESETS
 
 
 def _healthy(step: int) -> dict[str, float]:

@@ -12,8 +12,9 @@ from test_train import tiny_cfg as train_tiny_cfg
 
 from ganforge import checkpoint, loop
 from ganforge.cli import main
-from ganforge.config import PRESETS, ModelConfig
+from ganforge.config import ModelConfig
 from ganforge.errors import TrainingError
+from ganforge.presets import PRESETS
 from ganforge.train import train
 
 

@@ -10,8 +10,9 @@ import torch
 from test_loop import everything_on
 from test_train import assert_same_weights, tiny_data, weights
 
-from ganforge.config import PRESETS, TrainConfig
+from ganforge.config import TrainConfig
 from ganforge.errors import ConfigError
+from ganforge.presets import PRESETS
 from ganforge.train import build_state, train, train_step
 
 

@@ -10,15 +10,16 @@ from ganforge.version import __version__
 
 if _TYPE_CHECKING:
     from ganforge.checkpoint import load_generator
-    from ganforge.config import PRESETS, ModelConfig, TrainConfig
+    from ganforge.config import ModelConfig, TrainConfig
     from ganforge.metrics import evaluate
+    from ganforge.presets import PRESETS
     from ganforge.sample import interpolate, sample
     from ganforge.train import train
 
 # Public name -> the module that defines it. They load on first use (PEP 562), so that
 # `import ganforge` and `ganforge --help` stay fast: torch loads only when something needs it.
 _LAZY = {
-    "PRESETS": "ganforge.config",
+    "PRESETS": "ganforge.presets",
     "ModelConfig": "ganforge.config",
     "TrainConfig": "ganforge.config",
     "evaluate": "ganforge.metrics",

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,20 +18,60 @@ import torch
 from ganforge import checkpoint, distributed, rundir, speed
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
-from ganforge.data import Dataset
+from ganforge.data import Dataset, check_classes, load_dataset
 from ganforge.diagnostics import Monitor, QualityProbe, summary_line
 from ganforge.distributed import DistInfo
-from ganforge.errors import CheckpointError, GanforgeError, TrainingError
+from ganforge.errors import CheckpointError, DataError, GanforgeError, TrainingError
 from ganforge.models import Generator
 from ganforge.sample import generate, latents
+from ganforge.step import train_step
 from ganforge.tensorboard import TensorBoardLog
-from ganforge.train import RunResult, check_dataset, load_training_data, train_step
 from ganforge.train_state import build_state, restore_state, state_payload
 from ganforge.version import __version__
 
-log = logging.getLogger("ganforge.train")
+log = logging.getLogger("ganforge.train")  # the CLI quiets this one logger for the whole run
 
 GRID_SIZE = 25  # the 5x5 grid of samples.png
+
+
+@dataclass
+class RunResult:
+    """What train() returns: where the outputs are and how the run went."""
+
+    run_dir: Path
+    step: int
+    steps_trained: int
+    seconds: float
+    img_per_s: float
+    final: dict[str, float]
+    generator_path: Path
+    samples_path: Path | None
+    interrupted: bool = False
+    quality: dict[str, float] = field(default_factory=dict)  # the last quick quality check (classes, mode KL, ...)
+    warnings: list[str] = field(default_factory=list)  # codes of the warnings raised (mode_collapse, d_wins, ...)
+    summary: str = ""  # one line: what the run covered, and what to try when it went wrong
+
+
+def load_training_data(cfg: TrainConfig) -> Dataset:
+    """The run's training data, conformed to the model's image size and channels."""
+    return load_dataset(
+        cfg.data, split="train", data_dir=cfg.data_dir, image_size=cfg.model.image_size, channels=cfg.model.channels
+    )
+
+
+def check_dataset(cfg: TrainConfig, dataset: Dataset) -> None:
+    """The data must fit the model and the batch size."""
+    if dataset.images.shape[1:] != cfg.model.shape:
+        raise DataError(
+            f"{cfg.data} holds samples of shape {tuple(dataset.images.shape[1:])}, the model makes {cfg.model.shape}; "
+            "pass data that fits the preset (--image-size, --channels)"
+        )
+    if cfg.batch_size > len(dataset):
+        raise DataError(
+            f"batch size {cfg.batch_size} is larger than the dataset {cfg.data} ({len(dataset)} images); "
+            "pass a smaller --batch-size"
+        )
+    check_classes(dataset, cfg.model.num_classes)  # returns at once for unconditional models
 
 
 @contextmanager

@@ -17,13 +17,12 @@ from ganforge.config import (
     LOSSES,
     LR_DECAYS,
     PRECISIONS,
-    PRESETS,
     TrainConfig,
-    get_preset,
 )
+from ganforge.presets import PRESETS, get_preset
 
 if TYPE_CHECKING:
-    from ganforge.train import RunResult
+    from ganforge.loop import RunResult
 
 # flag -> TrainConfig field, for the run settings a user may override
 _OVERRIDES = (
