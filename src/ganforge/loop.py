@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -41,8 +42,8 @@ class RunResult:
     run_dir: Path
     step: int
     steps_trained: int
-    seconds: float
-    img_per_s: float
+    seconds: float  # this process's whole loop: steps, checks, samples, checkpoints, the report
+    img_per_s: float  # images a second of the steps alone (train_seconds)
     final: dict[str, float]
     generator_path: Path
     samples_path: Path | None
@@ -50,6 +51,7 @@ class RunResult:
     quality: dict[str, float] = field(default_factory=dict)  # the last quick quality check (classes, mode KL, ...)
     warnings: list[str] = field(default_factory=list)  # codes of the warnings raised (mode_collapse, d_wins, ...)
     summary: str = ""  # one line: what the run covered, and what to try when it went wrong
+    train_seconds: float = 0.0  # the steps alone
 
 
 def load_training_data(cfg: TrainConfig) -> Dataset:
@@ -153,6 +155,29 @@ class TrainingLoop:
         # 1. Everything that can refuse the command, before anything is written.
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise TrainingError(f"output path {self.run_dir} is a file; pass a folder with --out")
+        self.created_dir = not self.run_dir.exists()  # a failed fresh run takes back what it wrote
+        # One writer a run directory: a second training into it is refused, naming the first one's pid.
+        self.lock = rundir.RunLock(self.run_dir) if dist.is_main else None
+        try:
+            if self.lock is not None and self.run_dir.is_dir():
+                self.lock.acquire()
+            self._setup(cfg, resume=resume, resume_from=resume_from, dataset=dataset, evaluator=evaluator, watch=watch)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _setup(
+        self,
+        cfg: TrainConfig,
+        *,
+        resume: bool,
+        resume_from: str | Path | None,
+        dataset: Dataset | None,
+        evaluator: Callable[[Generator], dict[str, Any]] | None,
+        watch: bool,
+    ) -> None:
+        dist = self.dist
         payload, ckpt_path = None, None
         history: list[dict[str, Any]] = []
         distributed.local_batch_size(cfg.batch_size, dist, pack=cfg.model.pac)  # each process's share, in whole packs
@@ -164,12 +189,22 @@ class TrainingLoop:
                     f"checkpoint {ckpt_path} was trained by {saved_world} process(es), this run has {dist.world_size}; "
                     f"resume with {saved_world} in all (torchrun --nproc-per-node x --nnodes) or start a new --out"
                 )
-            saved, history = rundir.read_config(self.run_dir)
-            changes = rundir.check_resume_changes(saved, cfg, int(payload["step"]))
-            if changes:
-                listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items())
-                log.info("resuming with changed settings: %s", listed)
-                history = [*history, {"resumed_at_step": int(payload["step"]), "changed": changes}]
+            step = int(payload["step"])
+            if resume_from is not None and not (self.run_dir / rundir.CONFIG_FILE).is_file():
+                # A new run from another run's checkpoint (a branch): its config, continued here, its origin recorded.
+                saved = TrainConfig.from_dict(json.loads(payload["config"]))
+                changes = rundir.check_resume_changes(saved, cfg, step)
+                history = [
+                    {"branched_from": str(ckpt_path), "at_step": step, **({"changed": changes} if changes else {})}
+                ]
+                log.info("starting %s from %s at step %d", self.run_dir, ckpt_path, step)
+            else:
+                saved, history = rundir.read_config(self.run_dir)
+                changes = rundir.check_resume_changes(saved, cfg, step)
+                if changes:
+                    listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items())
+                    log.info("resuming with changed settings: %s", listed)
+                    history = [*history, {"resumed_at_step": step, "changed": changes}]
         elif checkpoint.latest_checkpoint(self.run_dir) is not None:
             raise TrainingError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out"
@@ -194,12 +229,23 @@ class TrainingLoop:
 
         # 2. The run directory: stale temporary files go, config.json (with its resume history) is written first.
         self.metrics_path = self.run_dir / rundir.METRICS_FILE
+        if self.lock is not None:
+            self.lock.acquire()  # a new folder is made here; an existing one was locked above
         if dist.is_main:
             for stale in self.run_dir.glob("**/.*.tmp"):  # left by a process killed mid-write
                 stale.unlink()
             rundir.write_config(self.run_dir, cfg, history)
-            if resume:
+            if resume_from is not None and ckpt_path is not None and self._is_own_checkpoint(ckpt_path):
+                # A rewind: what came after the checkpoint is another branch now; moved aside, never continued.
+                if (discarded := rundir.discard_after(self.run_dir, self.state.step)) is not None:
+                    folder, moved = discarded
+                    log.info("rewound %s to step %d: moved %s to %s", self.run_dir, self.state.step,
+                             ", ".join(moved), folder)  # fmt: skip
+            elif resume:
                 rundir.trim_metrics(self.metrics_path, self.state.step)
+        self.resumed = resume
+        self.segments = rundir.Segments(self.run_dir, self.state.step) if dist.is_main else None
+        self.train_seconds = 0.0  # training alone: evaluations, checks, samples and checkpoints are not counted
         if resume:
             log.info("resumed %s at step %d", self.run_dir, self.state.step)
         self.evaluator = evaluator
@@ -223,6 +269,12 @@ class TrainingLoop:
         self.final_check: dict[str, Any] = {}
         self.eval_notes = _Once()  # each evaluation repeats the same data notes: show them once a run
         self.metrics_file: TextIO | None = None
+
+    def _is_own_checkpoint(self, path: Path) -> bool:
+        try:
+            return path.resolve().parent == (self.run_dir / "checkpoints").resolve()
+        except OSError:
+            return False
 
     def _resume_checkpoint(self, resume_from: str | Path | None) -> tuple[Path, dict[str, Any]]:
         if resume_from is not None:
@@ -289,6 +341,8 @@ class TrainingLoop:
         checkpoint.save_generator(
             run_dir / checkpoint.GENERATOR_FILE, self.sampler(), self.cfg.model, {**self.provenance, "step": state.step}
         )
+        if self.segments is not None:
+            self.segments.write(state.step, self.train_seconds)
 
     def _write_line(self, values: dict[str, Any]) -> None:
         if not self.dist.is_main:
@@ -337,9 +391,38 @@ class TrainingLoop:
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        """Train to cfg.steps (or a stop); a fresh run that fails on bad input or a full disk takes back its files."""
+        try:
+            return self._run()
+        except GanforgeError:
+            if not self.resumed and checkpoint.latest_checkpoint(self.run_dir) is None:
+                self._remove_partial_run()
+            raise
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _remove_partial_run(self) -> None:
+        """A fresh run that never saved a checkpoint leaves nothing: what it wrote goes (and its folder, if new)."""
+        if not self.dist.is_main:
+            return
+        import shutil
+
+        for name in (rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.SEGMENTS_FILE, "report.html", "samples.png"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        for name in ("samples", "tb", "checkpoints"):
+            shutil.rmtree(self.run_dir / name, ignore_errors=True)
+        if self.lock is not None:
+            self.lock.release()
+            self.lock.path.unlink(missing_ok=True)
+        if self.created_dir:
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()  # only when empty: nothing of the user's is ever removed
+        log.info("removed the partial run in %s (no checkpoint was saved)", self.run_dir)
+
+    def _run(self) -> RunResult:
         cfg, device = self.cfg, self.device
         start_step = self.state.step
-        train_seconds = 0.0  # training alone: evaluations, checks, samples and checkpoints are not counted
         seconds_at_log, step_at_log = 0.0, self.state.step
         t_start = time.perf_counter()
         last: dict[str, float] = {}
@@ -364,7 +447,7 @@ class TrainingLoop:
                     # A finiteness check syncs a GPU, so there it waits for the next log or checkpoint step; on
                     # the CPU it costs nothing and names the exact step. Nothing non-finite is ever saved.
                     nonfinite |= ~torch.isfinite(out["loss_d"] + out["loss_g"])
-                    train_seconds += time.perf_counter() - t0
+                    self.train_seconds += time.perf_counter() - t0
                     checkpoint_due = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
                     if self.dist.is_distributed:  # every rank stops, or rolls back, after the same step
                         stopping, bad = distributed.agree_any([bool(stop), nonfinite], self.dist)
@@ -379,7 +462,7 @@ class TrainingLoop:
                         )
                         self._recover(reason)
                         nonfinite.zero_()
-                        seconds_at_log, step_at_log = train_seconds, self.state.step
+                        seconds_at_log, step_at_log = self.train_seconds, self.state.step
                         continue
                     logged: dict[str, Any] | None = None
                     if with_stats:
@@ -387,9 +470,9 @@ class TrainingLoop:
                         logged = {k: round(float(v), 6) for k, v in out.items()}
                         steps_done = state.step - step_at_log
                         logged["img_per_s"] = round(
-                            steps_done * cfg.batch_size / max(train_seconds - seconds_at_log, 1e-9), 1
+                            steps_done * cfg.batch_size / max(self.train_seconds - seconds_at_log, 1e-9), 1
                         )
-                        seconds_at_log, step_at_log = train_seconds, state.step
+                        seconds_at_log, step_at_log = self.train_seconds, state.step
                         if self.dist.is_main:
                             self._observe(logged, check_due=check_due)
                         self._write_line({"step": state.step, **logged})
@@ -426,6 +509,8 @@ class TrainingLoop:
                 self.save_all()
             samples_path = self.run_dir / "samples.png"
             self.save_grid(samples_path, final=True)
+        if self.segments is not None:
+            self.segments.write(self.state.step, self.train_seconds)
         self.write_report()
         steps_trained = self.state.step - start_step
         return RunResult(
@@ -433,7 +518,8 @@ class TrainingLoop:
             step=self.state.step,
             steps_trained=steps_trained,
             seconds=seconds,
-            img_per_s=steps_trained * cfg.batch_size / train_seconds if train_seconds > 0 else 0.0,
+            train_seconds=self.train_seconds,
+            img_per_s=steps_trained * cfg.batch_size / self.train_seconds if self.train_seconds > 0 else 0.0,
             final=last,
             generator_path=self.run_dir / checkpoint.GENERATOR_FILE,
             samples_path=samples_path if samples_path and samples_path.exists() else None,

@@ -24,6 +24,7 @@ from ganforge.images import (
     save_toy_scatter,
     to_uint8,
 )
+from ganforge.io import DiskFullError
 from ganforge.models import Generator
 
 MAX_SEED = 2**63 - 1
@@ -236,13 +237,18 @@ def save_samples(
         label = class_text(G, labels)
     if is_folder:
         classes = class_labels(G, n, labels)  # a single image records its own class
-        paths = []
-        for i, pixels in enumerate(to_uint8(images)):
-            path = out / f"seed{seed}_{i:05d}.png"
-            one_label = None if classes is None else int(classes[i])
-            text = provenance(generator_sha256=sha, seed=seed, index=i, truncation=truncation, label=one_label)
-            save_image(pixels, path, text)
-            paths.append(path)
+        paths: list[Path] = []
+        try:
+            for i, pixels in enumerate(to_uint8(images)):
+                path = out / f"seed{seed}_{i:05d}.png"
+                one_label = None if classes is None else int(classes[i])
+                text = provenance(generator_sha256=sha, seed=seed, index=i, truncation=truncation, label=one_label)
+                save_image(pixels, path, text)
+                paths.append(path)
+        except DiskFullError as e:  # a partial set is no result: take back what this call wrote
+            for path in paths:
+                path.unlink(missing_ok=True)
+            raise DiskFullError(f"{e} (removed the {len(paths)} of {n} images written)") from e
         return paths
     nrow = grid_nrow(images.size(0), nrow)
     text = provenance(

@@ -136,8 +136,16 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
     base = get_preset(args.preset or "seed")
     out = args.out or base.out_dir
+    if args.resume_from and not args.out:  # a checkpoint of a run continues that run
+        owner = Path(args.resume_from).parent.parent
+        if (owner / rundir.CONFIG_FILE).is_file():
+            out = str(owner)
     if (args.resume or args.resume_from) and (Path(out) / rundir.CONFIG_FILE).is_file():
         base = rundir.read_config(out)[0]
+    elif args.resume_from:  # a new run (a branch) from another run's checkpoint: that checkpoint's config
+        from ganforge.checkpoint import checkpoint_config
+
+        base = checkpoint_config(args.resume_from)
     changes: dict[str, Any] = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
     changes.update({k: True for k in _SWITCHES if getattr(args, k)})
     if args.betas is not None:
