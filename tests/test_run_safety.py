@@ -104,7 +104,7 @@ def test_the_report_sums_the_segments_of_a_resumed_run(tmp_path):
 
 
 def _disk_full(monkeypatch, after_writes):
-    """torch.save fails as on a full disk (a RuntimeError from its writer) once `after_writes` checkpoints were saved."""
+    """torch.save fails as on a full disk (a RuntimeError from its writer) after `after_writes` checkpoints."""
     real_save, calls = torch.save, []
 
     def save(obj, f, *args, **kwargs):
