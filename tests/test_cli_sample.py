@@ -164,3 +164,51 @@ def test_a_2d_model_writes_a_scatter_plot_over_the_modes(tmp_path):
     assert text["ganforge:index"] == "0-2499" and text["ganforge:seed"] == "3"
     assert text["ganforge:plot"] == "scatter of 2-D points"
     assert run(path, "--out", f"{tmp_path}/dir/") == 2  # one plot, not a folder of points
+
+
+def test_the_default_out_never_overwrites_a_file(plain, tmp_path, monkeypatch, capsys):
+    """Issue 29: `sample RUN` with no --out used to write ./samples.png, over a run's own grid when run inside it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "samples.png").write_bytes(b"the run's own grid")
+    assert run(plain) == 0 and run(plain) == 0 and run(plain, "--seed", "4") == 0
+    assert (tmp_path / "samples.png").read_bytes() == b"the run's own grid"
+    assert {p.name for p in tmp_path.glob("sample_seed*.png")} == {"sample_seed0.png", "sample_seed0-2.png",
+                                                                   "sample_seed4.png"}  # fmt: skip
+    assert "sample_seed" in capsys.readouterr().out
+
+
+def test_the_default_out_is_in_the_help(capsys):
+    assert run("--help") == 0
+    assert "sample_seed<SEED>.png" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_runs_own_files_are_refused_as_out(tmp_path, plain, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    for name in ("config.json", "metrics.jsonl"):
+        (run_dir / name).write_text("{}\n")
+    for out in (run_dir / "samples.png", run_dir / "samples" / "step_0000100.png"):
+        assert run(plain, "--out", out) == 2
+        assert "is a file of the run" in capsys.readouterr().err
+        assert not out.exists()
+    assert run(plain, "--out", run_dir / "mine.png") == 0  # anything else in the folder is the user's to write
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--out", "grid.gif"], "writes .png"),
+        (["--seed", "-1"], "--seed must be an integer from 0"),
+        (["--seed", "123456789012345678901"], "--seed must be an integer from 0"),
+        (["--truncation", "0"], "truncation must be in (0, 1]"),
+    ],
+)
+def test_options_are_checked_before_the_model_loads(tmp_path, flags, message, capsys, monkeypatch):
+    import ganforge.checkpoint
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the generator was loaded before the options were checked")
+
+    monkeypatch.setattr(ganforge.checkpoint, "load_generator", refuse)
+    assert run(tmp_path / "missing.safetensors", *flags) == 2
+    assert message in capsys.readouterr().err

@@ -11,7 +11,7 @@ from ganforge import PRESETS, load_generator, sample, train
 from ganforge.data import load_dataset, to_float
 
 
-def _train_seed(tmp_path, data, data_dir=None, steps=400):
+def _train_seed(tmp_path, data, data_dir=None, steps=800):
     cfg = dataclasses.replace(
         PRESETS["seed"], data=data, data_dir=data_dir, steps=steps, log_every=100, checkpoint_every=100,
         sample_every=100, device="cpu", out_dir=str(tmp_path / "run"),

@@ -84,7 +84,7 @@ def check_outputs(argv: list[str], stdout: str, cwd: Path) -> None:
         steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
         assert max(steps) == int(_option(argv, "--steps") or 0)
     elif command == ["ganforge", "sample"]:
-        out = cwd / (_option(argv, "--out") or "samples.png")
+        out = cwd / (_option(argv, "--out") or f"sample_seed{_option(argv, '--seed') or 0}.png")
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     elif command == ["ganforge", "eval"]:
         result = json.loads((cwd / argv[2] / "eval.json").read_text())

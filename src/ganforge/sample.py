@@ -189,6 +189,30 @@ def check_out(out: str | Path, *, points: bool = False) -> None:
         )
 
 
+def default_out(seed: int, folder: str | Path = ".") -> str:
+    """`sample_seed<SEED>.png` in `folder`, or the first of `-2`, `-3`, ... that does not exist: never an overwrite."""
+    base = Path(folder) / f"sample_seed{seed}"
+    path, n = base.with_suffix(".png"), 1
+    while path.exists():
+        n += 1
+        path = base.parent / f"{base.name}-{n}.png"
+    return str(path)
+
+
+RUN_FILES = ("samples.png", "report.html", "config.json", "metrics.jsonl", "eval.json", "generator.safetensors")
+
+
+def refuse_run_files(out: str | Path) -> None:
+    """Refuse to write over a run directory's own files (its final grid, grids over time, config, ...)."""
+    path = Path(out)
+    for run_dir, name in ((path.parent, path.name), (path.parent.parent, f"{path.parent.name}/{path.name}")):
+        is_run = (run_dir / "config.json").is_file() and (run_dir / "metrics.jsonl").is_file()
+        if is_run and (name in RUN_FILES or name.startswith("samples/")):
+            raise ConfigError(
+                f"--out {out} is a file of the run in {run_dir} (its training output); pass another --out"
+            )
+
+
 def save_samples(
     G: Generator,
     out: str | Path,

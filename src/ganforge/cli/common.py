@@ -75,3 +75,11 @@ def progress_bars(*, delay_s: float = 2.0) -> Callable[[str, int, int], None] | 
             bar.close()
 
     return on_progress
+
+
+def check_seed(seed: int) -> None:
+    """A seed the random generators take: 0 to 2**32 - 1."""
+    from ganforge.config import MAX_SEED
+
+    if not 0 <= seed < MAX_SEED:
+        raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED - 1:,}; got {seed}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ganforge.cli.common import add_device_arg, add_max_n_arg, check_n
+from ganforge.cli.common import add_device_arg, add_max_n_arg, check_n, check_seed
 from ganforge.errors import ConfigError
 
 DESCRIPTION = """Write a grid (PNG, or JPEG for FILE.jpg), or single PNGs with --out DIR/, from a run
@@ -37,7 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"points of a 2-D model, default {POINTS_N})",
     )
     add_max_n_arg(p)
-    p.add_argument("--out", default="samples.png", help="FILE.png (or .jpg) for a grid, DIR/ for single PNGs")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="FILE.png (or .jpg) for a grid, DIR/ for single PNGs (default: sample_seed<SEED>.png in the current "
+        "folder, with -2, -3, ... added rather than overwrite a file)",
+    )
     p.add_argument("--seed", type=int, default=0, help="the same seed gives the same images")
     p.add_argument("--truncation", type=float, default=1.0, help="latent scale psi in (0, 1]")
     p.add_argument("--class", dest="label", type=int, default=None, help="class for a conditional generator")
@@ -57,13 +62,19 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nrow (images a row) must be at least 1; got {args.nrow}")
     if args.per_class and args.label is not None:
         raise ConfigError("--per-class draws every class; drop --class")
-    if not str(args.out).strip():
-        raise ConfigError("--out is empty; pass FILE.png (or .jpg) for a grid, or DIR/ for single images")
+    check_seed(args.seed)
+    if not 0 < args.truncation <= 1:
+        raise ConfigError(f"truncation must be in (0, 1]; got {args.truncation}")
+    from ganforge.sample import check_out, default_out, refuse_run_files, save_samples
+
+    if args.out is None:
+        args.out = default_out(args.seed)
+    check_out(args.out)  # the file types any model writes; a 2-D model's narrower set is checked once it is loaded
+    refuse_run_files(args.out)
 
     from ganforge.checkpoint import load_generator
     from ganforge.device import resolve_device
     from ganforge.images import is_points
-    from ganforge.sample import check_out, save_samples
 
     # 2. Load G; then the checks that depend on it (a 2-D model, its classes).
     G = load_generator(args.generator, device=resolve_device(args.device))
