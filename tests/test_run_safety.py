@@ -192,3 +192,23 @@ def test_disk_full_detection():
     assert io.is_disk_full(OSError(errno.ENOSPC, "No space left on device"), Path("."))
     assert not io.is_disk_full(OSError(errno.EACCES, "Permission denied"), Path("."))
     assert isinstance(io.DiskFullError("x"), GanforgeError)
+
+
+def test_a_wgan_critic_logs_its_scores_not_probabilities(tmp_path, caplog):
+    """Issue 29: the WGAN critic's log showed D(x) 1.00 D(G(z)) 1.00, sigmoids of unbounded scores."""
+    import logging
+
+    run = tmp_path / "run"
+    with caplog.at_level(logging.INFO, logger="ganforge.train"):
+        train(tiny_cfg(run, steps=20, loss="wgan", clip=0.01), dataset=tiny_data())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("critic_real" in row and "d_real" not in row for row in rows)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert lines and all("critic(x)" in line and "D(x)" not in line for line in lines)
+
+
+def test_train_help_lists_every_toy_set(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "toy:ring8" in helptext and "toy:grid25" in helptext

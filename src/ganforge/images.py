@@ -13,7 +13,7 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,25 @@ def make_grid(images: Tensor, *, nrow: int | None = None, pad: int = 2) -> np.nd
         top, left = pad + r * (h + pad), pad + col * (w + pad)
         grid[top : top + h, left : left + w] = pixels[k]
     return grid
+
+
+def label_rows(grid: np.ndarray, labels: Sequence[str], *, pad: int = 2) -> np.ndarray:
+    """The grid (H', W', C) with a margin on the left that names each row (one label a row, top to bottom)."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    rows = len(labels)
+    row_h = (grid.shape[0] - pad) // max(rows, 1)
+    widths = [int(font.getbbox(text)[2]) for text in labels]
+    margin = max(widths, default=0) + 2 * pad + 2
+    canvas = Image.new("L", (margin, grid.shape[0]), 0)
+    draw = ImageDraw.Draw(canvas)
+    for r, text in enumerate(labels):
+        top, bottom = int(font.getbbox(text)[1]), int(font.getbbox(text)[3])
+        y = pad + r * row_h + (row_h - pad - (bottom - top)) // 2 - top
+        draw.text((margin - pad - 1 - widths[r], y), text, fill=255, font=font)
+    strip = np.asarray(canvas, dtype=np.uint8)[:, :, None].repeat(grid.shape[2], axis=2)
+    return np.concatenate([strip, grid], axis=1)
 
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -265,6 +265,8 @@ class TrainingLoop:
             "seed": cfg.seed,
             "loss": cfg.loss,
         }
+        if cfg.model.is_conditional and len(self.dataset.class_names) == cfg.model.num_classes:
+            self.provenance["class_names"] = list(self.dataset.class_names)  # sample --per-class labels its rows
         self.warnings_seen: list[str] = []
         self.final_check: dict[str, Any] = {}
         self.eval_notes = _Once()  # each evaluation repeats the same data notes: show them once a run
@@ -566,8 +568,11 @@ def _log_line(step: int, logged: dict[str, float]) -> str:
         f"step {step}",
         f"loss_d {logged['loss_d']:.3f}",
         f"loss_g {logged['loss_g']:.3f}",
-        f"D(x) {logged['d_real']:.2f}",
-        f"D(G(z)) {logged['d_fake']:.2f}",
+        *(
+            [f"critic(x) {logged['critic_real']:.2f}", f"critic(G(z)) {logged['critic_fake']:.2f}"]
+            if "critic_real" in logged
+            else [f"D(x) {logged['d_real']:.2f}", f"D(G(z)) {logged['d_fake']:.2f}"]
+        ),
         f"img/s {logged['img_per_s']:.0f}",
     ]
     for key, label, fmt in (

@@ -26,13 +26,14 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 PANELS: dict[str, tuple[str, ...]] = {
     "Losses": ("loss_d", "loss_g"),
     "D(x) and D(G(z))": ("d_real", "d_fake"),
+    "Critic scores (wgan)": ("critic_real", "critic_fake"),
     "Gradient norms": ("grad_norm_d", "grad_norm_g"),
 }
 METRIC_KEYS = (
     "fid", "fid_2k", "kid", "classes_covered", "modes_covered", "mode_kl", "diversity_ratio", "high_quality",
     "precision", "recall", "density", "coverage",
 )  # fmt: skip
-LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))"}
+LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "critic_real": "critic(x)", "critic_fake": "critic(G(z))"}
 
 
 @dataclass

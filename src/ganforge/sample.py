@@ -6,6 +6,7 @@ for any n, on any device: a seed names the same images everywhere.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from ganforge.images import (
     PNG_SUFFIXES,
     grid_nrow,
     is_points,
+    label_rows,
     make_grid,
     provenance,
     save_image,
@@ -278,5 +280,17 @@ def save_samples(
     text = provenance(
         generator_sha256=sha, seed=seed, index=f"0-{n - 1}", truncation=truncation, label=label, nrow=nrow
     )
-    save_image(make_grid(images, nrow=nrow), out, text)
+    grid = make_grid(images, nrow=nrow)
+    if per_class:  # one row a class, named on the left (the dataset's class names where the generator has them)
+        names = class_names(G)
+        grid = label_rows(grid, names)
+        text["ganforge:rows"] = json.dumps(names)
+    save_image(grid, out, text)
     return [out]
+
+
+def class_names(G: Generator) -> list[str]:
+    """The names of a conditional G's classes: from its training data where recorded, else "0", "1", ..."""
+    recorded = (getattr(G, "provenance", None) or {}).get("class_names") or []
+    k = G.cfg.num_classes
+    return [str(name) for name in recorded] if len(recorded) == k else [str(i) for i in range(k)]
