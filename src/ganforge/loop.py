@@ -20,7 +20,7 @@ from ganforge import checkpoint, distributed, rundir, speed
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
-from ganforge.diagnostics import Monitor, QualityProbe, summary_line
+from ganforge.diagnostics import Monitor, QualityProbe, collapse_advice, summary_line
 from ganforge.distributed import DistInfo
 from ganforge.errors import CheckpointError, DataError, GanforgeError, TrainingError
 from ganforge.models import Generator
@@ -219,7 +219,7 @@ class TrainingLoop:
         self.probe = None
         if cfg.check_interval and dist.is_main:
             self.probe = QualityProbe.build(cfg.model, self.dataset, seed=cfg.seed, device=self.device)
-        self.monitor = Monitor()
+        self.monitor = Monitor(collapse_advice=collapse_advice(cfg.preset, cfg.augment))
         if payload is not None and ckpt_path is not None:
             restore_state(self.state, payload, cfg, self.batches, ckpt_path)
             if "monitor" in payload:
@@ -528,8 +528,15 @@ class TrainingLoop:
             interrupted=interrupted,
             quality=self.final_check,
             warnings=[code for _, code in self.monitor.raised],
-            summary=summary_line(self.final_check, [c for _, c in self.monitor.raised]) if self.final_check else "",
+            summary=self._verdict(),
         )
+
+    def _verdict(self) -> str:
+        if not self.final_check:
+            return ""
+        codes = [c for _, c in self.monitor.raised]
+        advice = collapse_advice(self.cfg.preset, self.cfg.augment)
+        return summary_line(self.final_check, codes, step=self.state.step, advice=advice)
 
     def _observe(self, logged: dict[str, Any], *, check_due: bool) -> None:
         """Add the due evaluation and quality check to a log row, then the warnings they raise (once an episode)."""
