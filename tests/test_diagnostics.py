@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -254,3 +255,26 @@ def test_collapse_advice_never_points_at_a_worse_preset():
     assert summary_line(old, [], step=16_000, advice=collapse_advice("mnist-hq")).endswith(
         "collapsed; try --augment ada"
     )
+
+
+def test_the_probes_reference_figures_are_cached_for_the_next_start(monkeypatch):
+    """Issue 29: the checks cost a third of a seed run; the 10,000-image FID reference was most of it, every start."""
+    from ganforge.metrics import cache
+
+    monkeypatch.setattr(diagnostics, "FID_REFERENCE", 1_500)  # fewer images, the same path
+    data = load_dataset("mnist-sample")
+    model = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
+    G = build_generator(model)
+    first = QualityProbe.build(model, data, seed=3)
+    fid = first.fid_2k(G)
+    computed = []
+    real_extract = diagnostics.extract
+    monkeypatch.setattr(diagnostics, "extract", lambda x, *a, **k: computed.append(len(x)) or real_extract(x, *a, **k))
+    second = QualityProbe.build(model, data, seed=3)
+    assert second.real_diversity == first.real_diversity and np.array_equal(second.real_hist, first.real_hist)
+    assert second.fid_2k(G) == fid
+    assert computed == [2_000]  # only the generated samples went through the extractor: the references were read
+    for path in cache.metrics_cache_dir().glob("probe-*.safetensors"):
+        path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)  # corrupt the cached tensors
+    third = QualityProbe.build(model, data, seed=3)
+    assert third.real_diversity == first.real_diversity and third.fid_2k(G) == fid
