@@ -112,8 +112,13 @@ class RunLock:
             return
         if self.file is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self.path, "a+")  # noqa: SIM115 (kept open: the lock lives as long as the file is open)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(self.path, "a+")  # noqa: SIM115 (kept open: the lock lives as long as the file is open)
+        except OSError as e:
+            raise TrainingError(
+                f"cannot write the run directory {self.path.parent}: {e.strerror}; choose a writable --out"
+            ) from e
         try:
             fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
