@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ganforge.checkpoint import load_generator
 from ganforge.data import load_dataset, to_float, toy_modes
+from ganforge.data.folder import native_shape
 from ganforge.errors import ConfigError
 from ganforge.metrics import coverage, kid, knn, modes, precision_recall, stacked, toy
 from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compute_stats
@@ -224,7 +225,9 @@ def _generated_images(
     """(images in [-1, 1], what they came from) from a generator (sampled in eval mode) or given images."""
     if images is not None:
         if isinstance(images, (str, Path)):
-            ds = load_dataset(f"folder:{images}", image_size=image_size, channels=channels)
+            # An extractor of any input size (Inception) reads a folder at its images' own size, as torch-fidelity.
+            size = image_size or native_shape(images)[1]
+            ds = load_dataset(f"folder:{images}", image_size=size, channels=channels)
             x, source = to_float(ds.images).float(), {"images": str(images)}
         else:
             x, source = to_float(torch.as_tensor(images)), {"images": "tensor"}
@@ -345,6 +348,8 @@ def evaluate(
         stacked.check_images(fake_images, what="the images" if isinstance(images, Tensor) else what)
     if n_fake < minimum:
         raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
+    if image_size is None and net is not None and data.startswith("folder:"):  # any-size extractor: the samples' size
+        image_size = int(fake_images.shape[-1])
     ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
     if ref.count < minimum:
         raise ConfigError(f"these metrics need at least {minimum} reference images; {data!r} has {ref.count}")

@@ -206,15 +206,18 @@ class InceptionV3(nn.Module):
     def forward(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
         if pixels.dtype != torch.uint8 or pixels.ndim != 4 or pixels.size(1) != 3:
             raise ValueError(f"expected uint8 (B, 3, H, W) images; got {pixels.dtype} {tuple(pixels.shape)}")
-        # 1. Preprocessing, as the graph (and torch-fidelity): 299x299, then [0, 255] -> [-1, 1).
+        # Preprocessing, as the graph (and torch-fidelity): 299x299, then [0, 255] -> [-1, 1).
         x = resize_like_tf1(pixels.float(), SIZE)
-        x = (x - 128) / 128
-        # 2. The stem: 299 -> 149 -> 147 -> 73 -> 71 -> 35.
+        return self.run((x - 128) / 128)
+
+    def run(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The network alone, on (B, 3, 299, 299) floats in [-1, 1]: (pool3, logits without bias)."""
+        # 1. The stem: 299 -> 149 -> 147 -> 73 -> 71 -> 35.
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
-        # 3. The mixed blocks: 35x35x288 -> 17x17x768 -> 8x8x2048, then the global average (pool3).
+        # 2. The mixed blocks: 35x35x288 -> 17x17x768 -> 8x8x2048, then the global average (pool3).
         for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c):
             x = block(x)
         for block in (self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
