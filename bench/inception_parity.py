@@ -1,4 +1,4 @@
-"""Parity table: ganforge's Inception FID/KID/IS against torch-fidelity's (and pytorch-fid's way), same file, same images.
+"""Parity table: ganforge's Inception FID/KID/IS vs torch-fidelity's (and pytorch-fid's way), same file and images.
 
     python bench/inception_parity.py [--n 50] [--weights FILE]
 

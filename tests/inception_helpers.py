@@ -1,4 +1,4 @@
-"""For the Inception parity tests and bench/inception_parity.py: seeded random weights, and torch-fidelity (0.4.0) beside a stand-in `torchvision`.
+"""Inception parity helpers: seeded random weights, test images, torch-fidelity (0.4.0) beside a stub `torchvision`.
 
 The torchvision wheels reachable here are CUDA builds that fail to import beside the CPU torch. torch-fidelity's
 InceptionV3 extractor and its FID, KID and IS code use no torchvision, but its package imports it at load time:

@@ -27,7 +27,8 @@ def _generator_file(tmp_path, arch, size, classes):
     The weights are spread by N(0, 0.1) noise (DCGAN's N(0, 0.02) init draws near-flat images), and the
     BatchNorm statistics are those of a few batches, as after training, so eval-mode activations stay O(1).
     """
-    cfg = ModelConfig(arch=arch, image_size=size, channels=1 if size == 28 else 3, z_dim=8, width=8, num_classes=classes)
+    channels = 1 if size == 28 else 3
+    cfg = ModelConfig(arch=arch, image_size=size, channels=channels, z_dim=8, width=8, num_classes=classes)
     torch.manual_seed(0)
     G = build_generator(cfg)
     with torch.no_grad():

@@ -56,7 +56,8 @@ class _UInt8RGB(torch.utils.data.Dataset):
 @pytest.mark.parametrize("kind", ["grey28", "colour64"])
 def test_fid_kid_and_is_equal_torch_fidelity(kind, weights, tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))  # the reference cache
-    fake, real = synthetic_images(kind, N, 1, background=0.3), synthetic_images(kind, N, 2, background=0.0)  # unlike sets: KID well above 0
+    # Unlike sets (backgrounds differ), so that FID and KID are well above 0.
+    fake, real = synthetic_images(kind, N, 1, background=0.3), synthetic_images(kind, N, 2, background=0.0)
     _write_folder(real, tmp_path / "real")
 
     ours = evaluate(
@@ -90,7 +91,8 @@ def test_fid_kid_and_is_equal_torch_fidelity(kind, weights, tmp_path, monkeypatc
     assert ours["kid_std"] == pytest.approx(theirs["kernel_inception_distance_std"], rel=1e-3)
     assert ours["inception_score"] == pytest.approx(theirs["inception_score_mean"], rel=1e-3)
     assert ours["inception_score_std"] == pytest.approx(theirs["inception_score_std"], rel=1e-3, abs=1e-6)
-    assert ours["labels"]["fid"] == "FID (Inception)" and ours["extractor"]["sha256"] and ours["classifier_score"] is None
+    assert ours["labels"]["fid"] == "FID (Inception)" and ours["labels"]["inception_score"] == "IS (Inception)"
+    assert ours["extractor"]["sha256"] and ours["classifier_score"] is None
     assert ours["protocol"]["resize"].startswith("bilinear as TF 1.x")
 
 

@@ -27,9 +27,9 @@ from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compu
 from ganforge.metrics.classifier_score import classifier_score
 from ganforge.metrics.extractors import KNOWN as EXTRACTORS
 from ganforge.metrics.extractors import Extractor, load_extractor, resolve_extractor_name
-from ganforge.metrics.inception_score import SHUFFLE_SEED, inception_score
 from ganforge.metrics.features import extract, extract_features
 from ganforge.metrics.fid import frechet_distance, frechet_from_stats
+from ganforge.metrics.inception_score import SHUFFLE_SEED, inception_score
 from ganforge.metrics.reference import REFERENCE_COUNT, load_reference
 from ganforge.metrics.report import format_table, score_labels
 from ganforge.models import Generator
@@ -270,7 +270,8 @@ def evaluate(
     data: the data spec whose reference set to score against; default: the generator's training data
     (its provenance), else mnist. n: default 10,000 (stacked-mnist: 26,000). extractor: default by data;
     "inception" (implied by inception_weights) scores FID, KID, IS and the k-NN metrics on the FID Inception
-    network with that weights file (else $GANFORGE_INCEPTION_WEIGHTS), as torch-fidelity does. Returns the eval.json dict
+    network with that weights file (else $GANFORGE_INCEPTION_WEIGHTS), as torch-fidelity does; is_splits: the
+    Inception Score's splits. Returns the eval.json dict
     (see DESIGN.md); metrics that were not asked for are None. on_progress(stage, done, total): called as
     the long stages go (sampling, features, the first reference build), for the caller's progress bar.
 

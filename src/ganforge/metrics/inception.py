@@ -32,9 +32,11 @@ RESIZE = "bilinear as TF 1.x resize_bilinear (align_corners=False, no antialias)
 
 
 class ConvBN(nn.Module):
-    """Conv (no bias) -> BatchNorm (eps 0.001) -> ReLU: the graph's basic unit, named `conv` and `bn` as in torchvision."""
+    """Conv (no bias) -> BatchNorm (eps 0.001) -> ReLU: the graph's unit, named `conv` and `bn` as in torchvision."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] = 0) -> None:  # fmt: skip
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] = 0
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(c_out, eps=0.001)
@@ -218,9 +220,9 @@ class InceptionV3(nn.Module):
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         # 2. The mixed blocks: 35x35x288 -> 17x17x768 -> 8x8x2048, then the global average (pool3).
-        for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c):
-            x = block(x)
-        for block in (self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
+        blocks: tuple[nn.Module, ...] = (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b)
+        blocks += (self.Mixed_6c, self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c)
+        for block in blocks:
             x = block(x)
         features = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return features, features.mm(self.fc.weight.T)
