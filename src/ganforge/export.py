@@ -151,7 +151,14 @@ def export_generator(
     metadata = export_metadata(generator, fmt, batch)
     out = Path(out)
     if fmt == "onnx":
-        import onnx
+        try:
+            import onnx
+            import onnxscript  # noqa: F401  (torch's exporter needs it)
+        except ImportError as e:
+            raise ConfigError(
+                f"ONNX export needs the {e.name} package: pip install 'ganforge[export]' (onnx, onnxscript), "
+                "or pass --format torchscript"
+            ) from e
 
         names = ["z", "class"] if G.cfg.is_conditional else ["z"]
         proto = _onnx_bytes(module, inputs, names, batch)

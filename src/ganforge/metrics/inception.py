@@ -24,7 +24,7 @@ from ganforge.errors import CheckpointError
 
 SIZE = 299  # the graph's input side
 FEATURE_DIM = 2048  # pool3
-NUM_CLASSES = 1008  # 1,000 ImageNet classes and 8 unused outputs of the 2015 graph
+NUM_CLASSES = 1008  # the 2015 graph's classifier outputs (ImageNet classes; more than 1,000, as that graph has)
 # The two files users have; both hold the same numbers under torchvision's parameter names.
 TORCH_FIDELITY_FILE = "weights-inception-2015-12-05-6726825d.pth"
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
