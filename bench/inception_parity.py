@@ -62,7 +62,7 @@ def pytorch_fid_way(net, fake: torch.Tensor, real: torch.Tensor) -> float:
 
     a, b = features(fake), features(real)
     mu1, mu2, s1, s2 = a.mean(0), b.mean(0), np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    covmean = linalg.sqrtm(s1.dot(s2))
     diff = mu1 - mu2
     return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
 

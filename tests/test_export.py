@@ -148,3 +148,24 @@ def test_a_failed_export_leaves_no_file(tmp_path, monkeypatch):
         export_generator(path, tmp_path / "old.pt", fmt="torchscript")
     assert (tmp_path / "old.pt").read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["generator.safetensors", "old.pt"]
+
+
+def test_spectral_norm_is_baked_in_and_the_original_generator_is_untouched(tmp_path):
+    cfg = ModelConfig(arch="resnet", image_size=32, channels=3, z_dim=8, width=8, num_classes=3, spectral_norm_g=True)
+    torch.manual_seed(0)
+    G = build_generator(cfg)
+    G.train()
+    with torch.no_grad():
+        G(torch.randn(16, 8), torch.arange(16) % 3)  # one power iteration: u and v away from their init
+    G.eval()
+    keys = sorted(G.state_dict())
+    z, labels = torch.randn(64, 8), torch.arange(64) % 3
+    with torch.no_grad():
+        before = G(z, labels)
+    export_generator(G, tmp_path / "sn.onnx", fmt="onnx")
+    session = ort.InferenceSession(str(tmp_path / "sn.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"z": z.numpy(), "class": labels.numpy()})[0]
+    assert np.abs(got - before.numpy()).max() <= 1e-4
+    with torch.no_grad():
+        assert torch.equal(G(z, labels), before)  # still parametrized, same weights, same u
+    assert sorted(G.state_dict()) == keys and any("parametrizations" in k for k in keys)

@@ -13,7 +13,7 @@ import copy
 import json
 import logging
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from torch.nn.utils import parametrize
 from ganforge.checkpoint import load_generator
 from ganforge.errors import ConfigError
 from ganforge.io import atomic_path
-from ganforge.models import Generator
+from ganforge.models import Generator, build_generator
 from ganforge.version import __version__
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,23 @@ def export_metadata(G: Generator, fmt: ExportFormat, batch: int | None) -> dict[
     }
 
 
+@torch.no_grad()
 def _frozen_copy(G: Generator) -> Generator:
-    """An eval-mode copy on the CPU with spectral-norm (any) parametrizations baked into plain weights."""
-    G = copy.deepcopy(G).cpu().eval()
-    for module in list(G.modules()):
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):  # type: ignore[union-attr, operator]
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    return G.requires_grad_(False)
+    """An eval-mode CPU copy with spectral norm baked into plain weights (what G computes in eval mode).
+
+    A generator trained with spectral norm is rebuilt without it and given the normalised weights. Removing
+    the parametrization from a deep copy instead would also strip it from the original: both share the
+    parametrized class that torch builds once per module.
+    """
+    source = copy.deepcopy(G).cpu().eval()  # eval: reading a weight runs no power iteration
+    if not any(parametrize.is_parametrized(m) for m in source.modules()):
+        return source.requires_grad_(False)
+    plain = build_generator(replace(G.cfg, spectral_norm_g=False)).eval()
+    modules = dict(source.named_modules())
+    for name, module in plain.named_modules():
+        for key, tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
+            tensor.copy_(getattr(modules[name], key))
+    return plain.requires_grad_(False)
 
 
 def _example_inputs(G: Generator, batch: int) -> tuple[Tensor, ...]:
