@@ -51,8 +51,8 @@ def random_inception_state(seed: int) -> dict[str, torch.Tensor]:
     """Seeded random weights for the FID Inception network, scaled so that features and logits stay O(1).
 
     He-normal convolutions; BatchNorm scales in [0.5, 1.5), small shifts and means, variances in [0.5, 1.5);
-    a 1 / sqrt(2048) classifier. The real weights cannot be downloaded here; parity needs only the same
-    numbers on both sides.
+    a classifier whose rows sum to 0, and an N(0, 1) bias. The real weights cannot be downloaded here; parity
+    needs only the same numbers on both sides.
     """
     from ganforge.metrics.inception import InceptionV3
 
@@ -69,7 +69,12 @@ def random_inception_state(seed: int) -> dict[str, torch.Tensor]:
         elif value.ndim == 4:
             state[key] = torch.randn(shape, generator=rng) * (2 / value[0].numel()) ** 0.5
         elif key == "fc.weight":
-            state[key] = torch.randn(shape, generator=rng) / 2048**0.5
+            # Rows summing to 0: the logits then follow how images differ, not the features' common positive
+            # level, which would read every image as one class (IS 1.00, nothing to compare).
+            weight = torch.randn(shape, generator=rng)
+            state[key] = (weight - weight.mean(dim=1, keepdim=True)) * 0.3
+        elif key == "fc.bias":  # IS reads the logits without it: with N(0, 1) a mix-up moves IS ~1%, 10x the tolerance
+            state[key] = torch.randn(shape, generator=rng)
         else:
             state[key] = torch.randn(shape, generator=rng) * 0.1
     return state

@@ -33,12 +33,15 @@ def inception_score(
     n = p.shape[0]
     if shuffle_seed is not None:
         p = p[np.random.RandomState(shuffle_seed).permutation(n)]
-    # p log p is 0 where p underflowed to 0 (the limit), never 0 * -inf.
-    log_p = np.log(np.where(p > 0, p, 1.0))
     scores = []
     for i in range(splits):
-        part, log_part = p[i * n // splits : (i + 1) * n // splits], log_p[i * n // splits : (i + 1) * n // splits]
-        log_marginal = np.log(part.mean(axis=0, keepdims=True))
-        kl = (part * (log_part - np.where(part > 0, log_marginal, 0.0))).sum(axis=1)
+        part = p[i * n // splits : (i + 1) * n // splits]
+        marginal = np.broadcast_to(part.mean(axis=0, keepdims=True), part.shape)
+        # p (log p - log p(y)) only where p > 0 (its limit is 0 there; then p(y) may be 0 too, and 0 * -inf is nan).
+        present = part > 0
+        log_ratio = np.log(part, where=present, out=np.zeros_like(part))
+        # p(y) underflows to 0 where every p is a subnormal; such terms are ~1e-300, so the floor changes nothing.
+        log_ratio -= np.log(np.maximum(marginal, np.finfo(np.float64).tiny), where=present, out=np.zeros_like(part))
+        kl = (part * log_ratio).sum(axis=1)
         scores.append(float(np.exp(kl.mean())))
     return float(np.mean(scores)), float(np.std(scores))
