@@ -78,6 +78,7 @@ class Extractor:
     metadata: dict[str, str]
     label: str = ""  # how scores name it: "FID (mnist features)", "FID (Inception)"
     resize: str = RESIZE_SHIPPED  # what happens to images of another size
+    batch_limit: int | None = None  # images a forward pass at most (Inception: 64, as torch-fidelity; bounds memory)
 
     def __post_init__(self) -> None:
         self.label = self.label or f"{self.name} features"
@@ -203,4 +204,6 @@ def _load_inception(path: str | Path | None, device: str | torch.device) -> Extr
     path = inception_weights_path(path)
     net = _InceptionOnFloats(load_inception(path)).to(device).eval()
     metadata = {"weights": str(path), "resize": RESIZE}
-    return Extractor("inception", net, file_sha256(path), (3, 0, 0), 2048, 1008, metadata, "Inception", RESIZE)
+    return Extractor(
+        "inception", net, file_sha256(path), (3, 0, 0), 2048, 1008, metadata, "Inception", RESIZE, batch_limit=64
+    )
