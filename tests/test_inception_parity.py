@@ -97,14 +97,21 @@ def test_fid_kid_and_is_equal_torch_fidelity(kind, weights, tmp_path, monkeypatc
     assert ours["protocol"]["resize"].startswith("bilinear as TF 1.x")
 
 
-def test_resize_matches_torch_fidelity_bit_for_bit():
+def test_resize_and_features_match_torch_fidelity_bit_for_bit(weights):
+    import_torch_fidelity()
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-    import_torch_fidelity()
     x = torch.randint(0, 256, (2, 3, 28, 37), generator=torch.Generator().manual_seed(0)).float()
     for size in (299, 17):  # up and down
         theirs = interpolate_bilinear_2d_like_tensorflow1x(x, size=(size, size), align_corners=False)
         assert torch.equal(resize_like_tf1(x, size), theirs)
+    theirs_net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                             feature_extractor_weights_path=str(weights))  # fmt: skip
+    pixels = x.to(torch.uint8)
+    with torch.no_grad():
+        ours, theirs = load_inception(weights)(pixels), theirs_net(pixels)
+    assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
 
 
 def test_pytorch_fid_file_layout_loads_to_the_same_network(weights, tmp_path):
