@@ -60,7 +60,8 @@ def score_labels(result: dict[str, Any], extractor: str | None) -> dict[str, str
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the scores in an `evaluate` result, with its protocol underneath."""
     labels = score_labels(result, extractor_label(result))
-    rows = [(labels.get(key, label), _value(result, key), note) for key, label, note in ROWS if key in result]
+    shown = [row for row in ROWS if row[0] in result and not (row[0] == "inception_score" and result[row[0]] is None)]
+    rows = [(labels.get(key, label), _value(result, key), note) for key, label, note in shown]
     width_label = max(len(r[0]) for r in rows)
     width_value = max(len(r[1]) for r in rows)
     lines = [f"{label:<{width_label}}  {value:>{width_value}}  {note}" for label, value, note in rows]
