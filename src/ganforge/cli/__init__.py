@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "serve",
     "data",
     "report",
+    "key",
 )
 
 
