@@ -206,3 +206,13 @@ def test_real_mnist_digits_are_not_found(shared_mnist):
         assert min(r.p_value for r in readings) > wm.ALPHA
     marked = wm.embed(digits_real[0], KEY, payload_of(28))  # and a real digit, marked, is found
     assert wm.decode(marked, KEY).found and wm.decode(jpeg(marked, 75), KEY).found
+
+
+def test_per_class_grids_with_a_label_margin_decode():
+    from ganforge.images import label_rows
+
+    tiles = np.stack([wm.embed(image, KEY, payload_of(28)) for image in digits(9, seed=6)])[..., None]
+    grid = label_rows(make_grid(tiles, nrow=3), ["zero", "one", "two"])
+    assert grid.shape[1] > 3 * 30 + 2  # a margin on the left
+    reading = wm.decode(grid, KEY)
+    assert reading.found and reading.payload == SHA[:8]

@@ -194,16 +194,22 @@ def mark_batch(pixels: np.ndarray, key: bytes, payload: np.ndarray) -> np.ndarra
 
 
 def _layouts(height: int, width: int) -> list[tuple[int, int, list[tuple[int, int]]]]:
-    """Ways to read the image: whole, or as a grid of square tiles with 2-pixel padding (tile h, w, corners)."""
+    """Ways to read the image: whole, or as a grid of square tiles with 2-pixel padding (tile h, w, corners).
+
+    A grid fills the image, or (a --per-class grid, its rows named in a margin on the left) fills its
+    height and sits against the right edge: then as many columns as fit are read from the right.
+    """
     out = []
     if is_markable(height, width):
         out.append((height, width, [(0, 0)]))
     for side in GRID_TILES:
         step = side + GRID_PAD
-        rows, cols = (height - GRID_PAD) / step, (width - GRID_PAD) / step
-        if rows.is_integer() and cols.is_integer() and rows * cols > 1 and is_markable(side, side):
-            corners = [(GRID_PAD + r * step, GRID_PAD + c * step) for r in range(int(rows)) for c in range(int(cols))]
-            out.append((side, side, corners))
+        rows, cols = (height - GRID_PAD) / step, (width - GRID_PAD) // step
+        if not rows.is_integer() or cols < 1 or rows * cols < 2 or not is_markable(side, side):
+            continue
+        left = width - GRID_PAD - cols * step  # 0 for a grid that fills the image; the margin's width else
+        corners = [(GRID_PAD + r * step, left + GRID_PAD + c * step) for r in range(int(rows)) for c in range(cols)]
+        out.append((side, side, corners))
     return out
 
 
