@@ -99,7 +99,7 @@ def xmp_packet(text: Mapping[str, str]) -> bytes:
 
 
 def _is_synthetic(text: Mapping[str, str] | None) -> bool:
-    return bool(text) and text.get("ganforge:synthetic") == "true"  # type: ignore[union-attr]
+    return text is not None and text.get("ganforge:synthetic") == "true"
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
