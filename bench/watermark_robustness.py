@@ -176,6 +176,19 @@ def figure(path: str, key: bytes, out: str) -> None:
     print(f"wrote {out}")
 
 
+def fid_calibration(path: str, n: int, seed: int) -> None:
+    """What FID makes of other changes of about the mark's size: Gaussian pixel noise (clipped), same samples."""
+    G = load_generator(path)
+    clean = to_uint8(sample(G, n, seed=seed))
+    base = fid(clean)
+    rng = np.random.default_rng(seed)
+    print(f"\nFID calibration on {path} ({n} samples, seed {seed}): unmarked {base:.3f}")
+    for std in (1.0, 2.0, 3.0):
+        noisy = np.clip(np.round(clean + rng.normal(0, std, clean.shape)), 0, 255).astype(np.uint8)
+        psnr = 10 * np.log10(255**2 / ((noisy.astype(np.float64) - clean) ** 2).mean(axis=(1, 2, 3))).mean()
+        print(f"N(0, {std:g}) grey levels, clipped: PSNR {psnr:.2f} dB, FID ratio {fid(noisy) / base:.4f}")
+
+
 def bench_real(key: bytes) -> None:
     print("\nfalse positives on real images (must be found on none; the threshold's rate is 1e-4):")
     for name, path in (("MNIST test", MNIST_TEST), ("Fashion-MNIST test", FASHION_TEST)):
@@ -197,8 +210,11 @@ def main() -> None:
     parser.add_argument("--grids", type=int, default=40, help="5x5 grids made of the marked samples")
     parser.add_argument("--skip-real", action="store_true", help="skip the 20,000 real test images")
     parser.add_argument("--figure", metavar="PNG", help="write unmarked | marked | difference x8 (first generator)")
+    parser.add_argument("--fid-calibration", action="store_true", help="FID ratios of pixel noise (first generator)")
     args = parser.parse_args()
     key = hashlib.sha256(b"ganforge watermark bench key").digest()
+    if args.fid_calibration and args.generator:
+        fid_calibration(args.generator[0], max(args.n, 1000), args.seed)
     if args.figure and args.generator:
         figure(args.generator[0], key, args.figure)
     for path in args.generator if args.n > 0 else []:
