@@ -192,6 +192,28 @@ def fid_calibration(path: str, n: int, seed: int) -> None:
         print(f"N(0, {std:g}) grey levels, clipped: PSNR {psnr:.2f} dB, FID ratio {fid(noisy) / base:.4f}")
 
 
+def null_check(key: bytes, draws: int = 10_000_000) -> None:
+    """The null model behind the p-value: the exact tail against simulated sums, and real digits' statistic."""
+    from ganforge.watermark_code import cos_tail
+
+    n = wm.capacity(28, 28) + wm.CHECK_BITS
+    rng = np.random.default_rng(1)
+    points = np.array([15.0, 20.0, 24.0])
+    hits = np.zeros(len(points))
+    for _ in range(draws // 250_000):
+        sums = np.cos(rng.uniform(0, 2 * np.pi, (250_000, n))).sum(axis=1)
+        hits += (sums[:, None] >= points).sum(axis=0)
+    print(f"\nnull tail of the sum of {n} cos(U): simulated ({draws:,} draws) vs the bound ganforge uses")
+    for t, h in zip(points, hits, strict=True):
+        print(f"  P(sum >= {t:g}): simulated {h / draws:.2e}, bound {float(cos_tail(np.array(t), n)):.2e}")
+    code = wm._code(key, 28, 28)
+    phase = 2 * np.pi * (code.project(read_images(MNIST_TEST).astype(np.float64)) - code.dither) / code.delta
+    checks = np.cos(phase[:, code.is_check] - np.pi * code.check).sum(axis=1)
+    statistic = checks + np.cos(2 * phase[:, ~code.is_check]).sum(axis=1)
+    print(f"  MNIST test digits (as they are, no alignment search): statistic mean {statistic.mean():.3f}, "
+          f"variance {statistic.var():.2f} (null: 0, {n / 2:g})")  # fmt: skip
+
+
 def bench_real(key: bytes) -> None:
     print(f"\nfalse positives on real images (must be found on none; the threshold's rate is {wm.ALPHA:g}):")
     for name, path in (("MNIST test", MNIST_TEST), ("Fashion-MNIST test", FASHION_TEST)):
@@ -215,9 +237,12 @@ def main() -> None:
     parser.add_argument("--grids", type=int, default=40, help="5x5 grids made of the marked samples")
     parser.add_argument("--skip-real", action="store_true", help="skip the 20,000 real test images")
     parser.add_argument("--figure", metavar="PNG", help="write unmarked | marked | difference x8 (first generator)")
+    parser.add_argument("--null-check", action="store_true", help="check the p-value's null model (about a minute)")
     parser.add_argument("--fid-calibration", action="store_true", help="FID ratios of pixel noise (first generator)")
     args = parser.parse_args()
     key = hashlib.sha256(b"ganforge watermark bench key").digest()
+    if args.null_check:
+        null_check(key)
     if args.fid_calibration and args.generator:
         fid_calibration(args.generator[0], max(args.n, 1000), args.seed)
     if args.figure and args.generator:
