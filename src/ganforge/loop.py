@@ -23,12 +23,14 @@ from ganforge.data import Dataset, check_classes, load_dataset
 from ganforge.diagnostics import Monitor, QualityProbe, collapse_advice, summary_line
 from ganforge.distributed import DistInfo
 from ganforge.errors import CheckpointError, DataError, GanforgeError, TrainingError
+from ganforge.marking import FROM_GENERATOR, FROM_RUN, Marker, WatermarkSetting, make_marker, run_identity
 from ganforge.models import Generator
 from ganforge.sample import generate, latents
 from ganforge.step import train_step
 from ganforge.tensorboard import TensorBoardLog
 from ganforge.train_state import build_state, restore_state, state_payload
 from ganforge.version import __version__
+from ganforge.watermark_keys import resolve_key
 
 log = logging.getLogger("ganforge.train")  # the CLI quiets this one logger for the whole run
 
@@ -146,12 +148,14 @@ class TrainingLoop:
         evaluator: Callable[[Generator], dict[str, Any]] | None,
         dist: DistInfo,
         watch: bool = False,
+        watermark: WatermarkSetting = True,
     ) -> None:
         cfg = speed.resolve_auto(cfg, dist.device)  # "auto" precision made concrete, and recorded as such
         self.dist = dist  # one process, or this rank of a torchrun job; rank 0 alone writes the run directory
         self.device = dist.device
         self.run_dir = Path(cfg.out_dir)
         self.on_step = on_step
+        self.watermark = watermark  # resolved at the first grid, on rank 0 (the one that writes them)
         # 1. Everything that can refuse the command, before anything is written.
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise TrainingError(f"output path {self.run_dir} is a file; pass a folder with --out")
@@ -305,7 +309,7 @@ class TrainingLoop:
         final: the generator file was just written from these weights, so the grid names its sha256.
         """
         from ganforge.data.toy import toy_modes
-        from ganforge.images import is_points, make_grid, provenance, save_png, save_toy_scatter
+        from ganforge.images import is_points, make_grid, provenance, save_png, save_toy_scatter, to_uint8
 
         if not self.dist.is_main:
             return None
@@ -318,15 +322,27 @@ class TrainingLoop:
         images = generate(G, z, labels)
         G.train(was_training)
         sha256 = checkpoint.file_sha256(self.run_dir / checkpoint.GENERATOR_FILE) if final else None
+        marker = self._marker(sha256)
+        mark_text = {} if points else marker.text(*cfg.model.shape[1:])  # a scatter is a plot: not marked
         text = provenance(
             generator_sha256=sha256, seed=cfg.seed, index=f"0-{len(z) - 1}", truncation=1.0,
             label="cycle" if cfg.model.is_conditional else None, nrow=5, preset=cfg.preset, step=step,
+            extra=mark_text,
         )  # fmt: skip
         if points:
             save_toy_scatter(images.reshape(-1, 2), path, toy_modes(cfg.data), text, title=f"{cfg.preset} step {step}")
             return None
-        save_png(make_grid(images, nrow=5), path, text)
+        save_png(make_grid(marker.apply(to_uint8(images)), nrow=5), path, text)
         return images
+
+    def _marker(self, generator_sha256: str | None) -> Marker:
+        """The grids' watermark: payload from the generator file's sha256, else from the run's name and config."""
+        if self.watermark is True:
+            self.watermark = resolve_key()[0]  # the default key, resolved (and made, on first use) once
+        if generator_sha256 is not None:
+            return make_marker(self.watermark, generator_sha256, FROM_GENERATOR)
+        identity = run_identity(self.run_dir, json.loads(self.cfg.to_json()))
+        return make_marker(self.watermark, identity, FROM_RUN)
 
     def save_all(self) -> None:
         if not self.dist.is_main:

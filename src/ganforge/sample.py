@@ -27,6 +27,7 @@ from ganforge.images import (
     to_uint8,
 )
 from ganforge.io import DiskFullError
+from ganforge.marking import FROM_GENERATOR, WatermarkSetting, make_marker
 from ganforge.models import Generator
 
 MAX_SEED = 2**63 - 1
@@ -225,13 +226,16 @@ def save_samples(
     labels: int | list[int] | None = None,
     nrow: int | None = None,
     per_class: bool = False,
+    watermark: WatermarkSetting = True,
 ) -> list[Path]:
     """Write samples with their provenance; returns the paths written.
 
     `out` is a grid file (.png, or .jpg/.jpeg for JPEG), or a folder (a trailing '/' or an existing
     folder) for one PNG an image. per_class: a grid with one row for each class of a conditional G,
     n images a row, the same latents in every row. A 2-D (toy) generator writes a scatter plot of
-    its n points over the data's modes instead.
+    its n points over the data's modes instead (a plot, not an image: no watermark).
+    watermark: True marks every image (a grid's tiles one by one) with the default key (made on first
+    use), bytes with that key, False not at all; the payload is the generator's sha256.
     """
     points = is_points(G.cfg.shape)
     check_out(out, points=points)
@@ -261,15 +265,20 @@ def save_samples(
     else:
         images = sample(G, n, seed=seed, truncation=truncation, labels=labels)
         label = class_text(G, labels)
+    marker = make_marker(watermark, sha, FROM_GENERATOR)
+    pixels = to_uint8(images)
+    marked, mark_text = marker.apply(pixels), marker.text(*pixels.shape[1:3])
     if is_folder:
         classes = class_labels(G, n, labels)  # a single image records its own class
         paths: list[Path] = []
         try:
-            for i, pixels in enumerate(to_uint8(images)):
+            for i, one in enumerate(marked):
                 path = out / f"seed{seed}_{i:05d}.png"
                 one_label = None if classes is None else int(classes[i])
-                text = provenance(generator_sha256=sha, seed=seed, index=i, truncation=truncation, label=one_label)
-                save_image(pixels, path, text)
+                text = provenance(
+                    generator_sha256=sha, seed=seed, index=i, truncation=truncation, label=one_label, extra=mark_text
+                )
+                save_image(one, path, text)
                 paths.append(path)
         except DiskFullError as e:  # a partial set is no result: take back what this call wrote
             for path in paths:
@@ -278,9 +287,10 @@ def save_samples(
         return paths
     nrow = grid_nrow(images.size(0), nrow)
     text = provenance(
-        generator_sha256=sha, seed=seed, index=f"0-{n - 1}", truncation=truncation, label=label, nrow=nrow
-    )
-    grid = make_grid(images, nrow=nrow)
+        generator_sha256=sha, seed=seed, index=f"0-{n - 1}", truncation=truncation, label=label, nrow=nrow,
+        extra=mark_text,
+    )  # fmt: skip
+    grid = make_grid(marked, nrow=nrow)
     if per_class:  # one row a class, named on the left (the dataset's class names where the generator has them)
         names = class_names(G)
         grid = label_rows(grid, names)

@@ -23,6 +23,7 @@ SUBCOMMANDS = (
     "data",
     "report",
     "export",
+    "key",
 )
 
 

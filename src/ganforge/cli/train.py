@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ganforge.cli.common import add_device_arg, is_terminal
+from ganforge.cli.common import add_device_arg, add_watermark_args, is_terminal, watermark_setting
 from ganforge.config import (
     ARCHS,
     AUGMENTS,
@@ -127,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard events to RUN/tb")
     g.add_argument("--watch", action="store_true", help="rewrite RUN/report.html at every sample step (open it)")
     g.add_argument("--sync-bn", action="store_true", default=None, help="torchrun: SyncBatchNorm across processes")
+    add_watermark_args(g)  # the sample grids' watermark; the key never goes into the run directory
     p.set_defaults(func=run)
 
 
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         resume_from=args.resume_from,
         on_step=_progress(cfg) if is_terminal() and env_rank() == 0 else None,
         watch=args.watch,
+        watermark=watermark_setting(args) if env_rank() == 0 else False,  # rank 0 alone writes the grids
     )
     if env_rank() == 0:
         print(summary(result, cfg))

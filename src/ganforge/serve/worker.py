@@ -18,6 +18,7 @@ from ganforge.checkpoint import load_generator
 from ganforge.device import resolve_device
 from ganforge.models import Generator
 from ganforge.serve.app import make_app
+from ganforge.watermark_keys import resolve_key
 
 SETTINGS_VAR = "GANFORGE_SERVE_SETTINGS"
 
@@ -28,7 +29,11 @@ def build_app(settings: dict[str, Any]) -> tuple[FastAPI, Generator]:
     if device.type == "cpu":
         torch.set_num_threads(settings["threads"])
     G = load_generator(settings["generator"], device=device)
-    app = make_app(G, token=settings["token"], max_n=settings["max_n"], max_steps=settings["max_steps"])
+    # The settings name the key's file, never the key: they travel to the workers in the environment.
+    watermark = resolve_key(settings.get("key_file"))[0] if settings.get("watermark", True) else False
+    app = make_app(
+        G, token=settings["token"], max_n=settings["max_n"], max_steps=settings["max_steps"], watermark=watermark
+    )
     return app, G
 
 
