@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 import torch
 
-from ganforge import checkpoint, distributed, rundir, speed
+from ganforge import checkpoint, distributed, model_card, rundir, speed
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
@@ -427,6 +427,8 @@ class TrainingLoop:
             samples_path = self.run_dir / "samples.png"
             self.save_grid(samples_path, final=True)
         self.write_report()
+        if self.dist.is_main:  # RUN/MODEL_CARD.md, with the identity of the data in memory
+            model_card.refresh(self.run_dir, training_data=model_card.data_identity(self.dataset))
         steps_trained = self.state.step - start_step
         return RunResult(
             run_dir=self.run_dir,

@@ -99,4 +99,9 @@ def run(args: argparse.Namespace) -> int:
     if json_path is not None:
         write_text_atomic(json_path, json.dumps(result, indent=2) + "\n")
         print(f"wrote {json_path}")
+        if args.run is not None and json_path == Path(args.run) / "eval.json":  # the run's card shows the new numbers
+            from ganforge.model_card import refresh
+
+            if (card := refresh(args.run)) is not None:
+                print(f"wrote {card}")
     return 0

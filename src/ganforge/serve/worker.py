@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from ganforge.checkpoint import load_generator
 from ganforge.device import resolve_device
+from ganforge.model_card import read_model_card
 from ganforge.models import Generator
 from ganforge.serve.app import make_app
 
@@ -28,7 +29,8 @@ def build_app(settings: dict[str, Any]) -> tuple[FastAPI, Generator]:
     if device.type == "cpu":
         torch.set_num_threads(settings["threads"])
     G = load_generator(settings["generator"], device=device)
-    app = make_app(G, token=settings["token"], max_n=settings["max_n"], max_steps=settings["max_steps"])
+    app = make_app(G, token=settings["token"], max_n=settings["max_n"], max_steps=settings["max_steps"],
+                   model_card=read_model_card(settings["generator"]))  # fmt: skip
     return app, G
 
 
