@@ -2,7 +2,7 @@
 
 Real: mnist-sample's 5,000 training digits. Fake: samples of the generator runs that
 bench/detector_generators.py trains (mlp `seed` and `seed-stable`, `dcgan`, `cgan`, each at every checkpoint it
-keeps) and of a full `mnist-hq` run. The resnet kind (sngan, wgan-gp) is held out for the unseen-kind target.
+keeps) and of a full `mnist-hq` run. The resnet kind (sngan) is held out for the unseen-kind target.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/detector_generators.py --out /tmp/det
     OMP_NUM_THREADS=1 nice -n 10 python bench/detector.py --runs /tmp/det --mnist-hq /work/runs/mnist-hq
@@ -17,7 +17,7 @@ from ganforge.cli import main
 from ganforge.detector import SHA256SUMS, SHIPPED_FILE, WEIGHTS_DIR
 from ganforge.io import file_digest, write_text_atomic
 
-TRAINED_ON = ("seed", "seed-stable", "dcgan", "cgan")  # presets in --runs; sngan and wgan-gp are held out
+TRAINED_ON = ("seed", "seed-stable", "dcgan", "cgan")  # presets in --runs; sngan (resnet) is held out
 
 
 def main_() -> int:
