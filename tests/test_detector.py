@@ -144,6 +144,19 @@ def test_the_shipped_verdict_survives_a_jpeg_resave_and_a_tile_crop_but_not_a_wh
     assert (shipped.score(loose) > shipped.threshold).sum() >= 12  # the tile with its 2-px border, resized
 
 
+def test_stripping_the_metadata_changes_no_score(fixture_digits, tmp_path):
+    """A re-save that drops ganforge's text chunks (and any XMP) keeps the pixels, so the detector's score stays."""
+    from ganforge.detect import detect
+    from ganforge.images import save_png
+
+    _, tiles = fixture_digits
+    save_png(tiles[0][:, :, None], tmp_path / "with.png", {"Software": "ganforge", "Comment": "synthetic"})
+    Image.open(tmp_path / "with.png").save(tmp_path / "stripped.png")  # Pillow writes no text chunks back
+    assert Image.open(tmp_path / "stripped.png").text == {}
+    records = detect([tmp_path / "with.png", tmp_path / "stripped.png"]).records
+    assert records[0].score == records[1].score and records[0].generated
+
+
 def test_cli_trains_a_detector_file(tmp_path, capsys):
     real, _ = toy_classes(60)
     write_idx(tmp_path / "real" / "train-images-idx3-ubyte", real)
