@@ -111,8 +111,9 @@ def test_the_shipped_file_is_checked_against_its_recorded_sha256(tmp_path):
 
 @pytest.fixture(scope="module")
 def fixture_digits():
-    """16 generated digits (tests/data/detector-fakes.png: a 4x4 grid, 2-px padding) of a dcgan that the shipped
-    detector never saw (trained with seed 1), and their tiles."""
+    """16 generated digits and their tiles: tests/data/detector-fakes.png, a 4x4 grid with 2-px padding from a dcgan
+    the shipped detector never saw (`bench/detector_generators.py --out /tmp/det-eval --seed 1 --only dcgan`, then
+    `ganforge sample /tmp/det-eval/dcgan --n 16 --seed 5 --out tests/data/detector-fakes.png`)."""
     grid = np.asarray(Image.open(FIXTURES / "detector-fakes.png").convert("L"))
     tiles = np.stack([grid[2 + 30 * r : 30 + 30 * r, 2 + 30 * c : 30 + 30 * c] for r in range(4) for c in range(4)])
     return grid, tiles

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 class Augment:
     """Augmentations applied alike to real and fake training images."""
 
+    rescale_p: float = 0.3  # share of images cropped or padded by up to rescale_px a side, then resized to 28x28
+    rescale_px: int = 3
     max_shift: int = 2  # pixels, each axis, filled with black (MNIST's background)
     jpeg_p: float = 0.5  # share of images re-encoded as JPEG
     jpeg_quality: tuple[int, int] = (40, 95)  # uniform over this range, inclusive
@@ -59,10 +61,25 @@ def shift(pixels: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+def rescale(pixels: np.ndarray, margin: int) -> np.ndarray:
+    """Crop `margin` pixels off every side (margin > 0) or pad -margin black ones (< 0), and resize back."""
+    h, w = pixels.shape
+    if margin > 0:
+        window = pixels[margin : h - margin, margin : w - margin]
+    else:
+        window = np.pad(pixels, -margin)
+    image = Image.fromarray(np.ascontiguousarray(window)).resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
 def augment(batch: np.ndarray, rng: np.random.Generator, aug: Augment) -> np.ndarray:
-    """(N, 28, 28) uint8 -> the same, shifted and (some) JPEG re-encoded."""
+    """(N, 28, 28) uint8 -> the same, (some) rescaled, shifted and (some) JPEG re-encoded."""
     out = np.empty_like(batch)
     for i, pixels in enumerate(batch):
+        if aug.rescale_px and rng.random() < aug.rescale_p:
+            margin = int(rng.integers(-aug.rescale_px, aug.rescale_px + 1))
+            if margin:
+                pixels = rescale(pixels, margin)
         if aug.max_shift:
             dy, dx = rng.integers(-aug.max_shift, aug.max_shift + 1, size=2)
             pixels = shift(pixels, int(dy), int(dx))
@@ -219,7 +236,13 @@ def train_detector(
         "batch_size": batch_size,
         "lr": lr,
         "width": width,
-        "augment": {"max_shift": aug.max_shift, "jpeg_p": aug.jpeg_p, "jpeg_quality": list(aug.jpeg_quality)},
+        "augment": {
+            "rescale_p": aug.rescale_p,
+            "rescale_px": aug.rescale_px,
+            "max_shift": aug.max_shift,
+            "jpeg_p": aug.jpeg_p,
+            "jpeg_quality": list(aug.jpeg_quality),
+        },  # fmt: skip
         "n_real_train": int(len(real_train)),
         "n_fake_train": int(len(fake_train)),
         "n_real_heldout": int(n_real_held),
