@@ -13,7 +13,7 @@ from ganforge.checkpoint import save_generator
 from ganforge.cli import main
 from ganforge.config import ModelConfig
 from ganforge.data.idx import write_idx
-from ganforge.detector_train import Augment, jpeg, roc_auc, shift, train_detector
+from ganforge.detector_train import Augment, jpeg, rescale, roc_auc, shift, train_detector
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.models import build_generator
 
@@ -57,6 +57,9 @@ def test_augmentations_shift_and_reencode():
     moved = shift(real[0], 1, -2)
     np.testing.assert_array_equal(moved[1:, :-2], real[0][:-1, 2:])
     assert moved[0].sum() == 0 and moved[:, -2:].sum() == 0
+    zoomed_in, zoomed_out = rescale(real[0], 3), rescale(real[0], -3)
+    assert zoomed_in.shape == zoomed_out.shape == (28, 28)
+    assert (zoomed_in > 127).sum() > (real[0] > 127).sum() > (zoomed_out > 127).sum()  # the bar grows, then shrinks
     resaved = jpeg(real[0], 50)
     assert resaved.shape == (28, 28) and not np.array_equal(resaved, real[0])
 
@@ -133,16 +136,17 @@ def test_the_shipped_detector_scores_real_test_digits_low_and_generated_ones_hig
     assert np.median(fake_scores) > 0.95
 
 
-def test_the_shipped_verdict_survives_a_jpeg_resave_and_a_tile_crop_but_not_a_whole_grid(fixture_digits):
+def test_the_shipped_verdict_survives_a_jpeg_resave_and_a_crop_of_a_grid_tile(fixture_digits):
     """What docs/detection.md claims: re-saved as JPEG 75, or cut out of a grid, a generated digit is still flagged;
-    a whole grid is shrunk to one 28x28 thumbnail, which is not a digit, and its score means nothing."""
+    cut with its 2-px border and resized (a loose crop), most are (13 of these 16 today; 86-91% in the eval)."""
     shipped = detector.load_detector()
     grid, tiles = fixture_digits
     resaved = np.stack([jpeg(t, 75) for t in tiles])
-    assert (shipped.score(list(resaved)) > shipped.threshold).sum() >= 12
+    assert (shipped.score(list(tiles)) > shipped.threshold).sum() >= 15
+    assert (shipped.score(list(resaved)) > shipped.threshold).sum() >= 14
     loose = [np.asarray(Image.fromarray(grid[30 * r : 32 + 30 * r, 30 * c : 32 + 30 * c]).resize((28, 28)))
              for r in range(4) for c in range(4)]  # fmt: skip
-    assert (shipped.score(loose) > shipped.threshold).sum() >= 12  # the tile with its 2-px border, resized
+    assert (shipped.score(loose) > shipped.threshold).sum() >= 10  # the tile with its 2-px border, resized
 
 
 def test_stripping_the_metadata_changes_no_score(fixture_digits, tmp_path):
