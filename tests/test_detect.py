@@ -133,14 +133,17 @@ def test_the_table_has_one_row_per_image(images, det_file, watermark, capsys):
 
 
 def test_scores_equal_the_library_call(images, det_file, watermark):
-    report = detect.detect(
-        [images / "plain.png", images / "sub" / "resaved.jpg"], detector=detector.load_detector(det_file)
-    )
+    files = [images / "plain.png", images / "sub" / "resaved.jpg"]
+    report = detect.detect(files, detector=detector.load_detector(det_file))
     direct = detector.load_detector(det_file).score(
         [np.asarray(Image.open(images / "plain.png")), np.asarray(Image.open(images / "sub" / "resaved.jpg"))]
     )
     np.testing.assert_allclose([r.score for r in report.records], direct)
     assert all(r.watermark is None for r in report.records)  # no key given to the library: no mark check
+    assert "watermark not checked" in detect.format_table(report)
+    keyed = detect.detect(files, key=b"k" * 32, detector=detector.load_detector(det_file))
+    assert all(r.watermark is not None for r in keyed.records)
+    assert detect.format_table(keyed).splitlines()[-1].startswith("2 images: 0 with the watermark;")
 
 
 def test_generators_name_the_file_whose_payload_was_found(images, det_file, watermark, tmp_path):
