@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import torch
 
-from ganforge import checkpoint, distributed, rundir, speed
+from ganforge import checkpoint, distributed, model_card, rundir, speed
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
@@ -530,6 +530,8 @@ class TrainingLoop:
         if self.segments is not None:
             self.segments.write(self.state.step, self.train_seconds)
         self.write_report()
+        if self.dist.is_main:  # RUN/MODEL_CARD.md, with the identity of the data in memory
+            model_card.refresh(self.run_dir, training_data=model_card.data_identity(self.dataset))
         steps_trained = self.state.step - start_step
         return RunResult(
             run_dir=self.run_dir,

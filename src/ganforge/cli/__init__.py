@@ -24,6 +24,8 @@ SUBCOMMANDS = (
     "report",
     "export",
     "key",
+    "detect",
+    "detector",
 )
 
 

@@ -120,4 +120,10 @@ def run(args: argparse.Namespace) -> int:
     if json_path is not None:
         write_text_atomic(json_path, json.dumps(result, indent=2) + "\n")
         print(f"wrote {json_path}")
+        run_dir = Path(args.run) if args.run is not None else None
+        if run_dir is not None and json_path == run_dir / "eval.json" and (run_dir / "config.json").is_file():
+            from ganforge.model_card import refresh  # a training run's folder: its card shows the new numbers
+
+            if (card := refresh(args.run)) is not None:
+                print(f"wrote {card}")
     return 0

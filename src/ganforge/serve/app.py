@@ -261,6 +261,7 @@ def make_app(
     max_body_bytes: int = 16_384,
     batching: bool | None = None,
     watermark: WatermarkSetting = True,
+    model_card: str | None = None,
 ) -> FastAPI:
     """The API and web page for generator G (from `load_generator`), loaded once by the caller.
 
@@ -269,6 +270,7 @@ def make_app(
         batching: None checks at startup that batching keeps results bit-identical; False turns it off.
         watermark: True marks every image with the default key (GANFORGE_KEY_FILE or the per-user key),
             bytes with that key, False not at all (the provenance says which).
+        model_card: the run's MODEL_CARD.md text, returned by /v1/model and shown on the page (None: no card).
 
     Example:
         >>> uvicorn.run(make_app(ganforge.load_generator("runs/seed")), host="127.0.0.1", port=8000)
@@ -377,6 +379,7 @@ def make_app(
             "limits": {"max_n": max_n, "max_steps": max_steps, "max_body_bytes": max_body_bytes},
             "batching": batcher.batching,
             "ganforge_version": __version__,
+            "model_card": model_card,  # Markdown, or null when the generator has no run directory with a card
         }
 
     @app.get("/", include_in_schema=False)
