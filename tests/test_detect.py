@@ -200,3 +200,22 @@ def test_the_shipped_detector_is_the_default(images, watermark, capsys):
     assert main(["detect", str(images / "plain.png"), "--no-watermark"]) == 0
     shipped = detector.load_detector()
     assert f"threshold {shipped.threshold:.3f}" in capsys.readouterr().out
+
+
+def test_detect_finds_the_real_watermark_that_sample_wrote(tmp_path, capsys):
+    """The two halves together (the tests above stand a fake in for the watermark): sample marks, detect reads
+    the mark with the key, names the generator by its payload, and finds nothing with another key."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="dcgan", image_size=28, channels=1, z_dim=8, width=8)
+    gen = tmp_path / "generator.safetensors"
+    save_generator(gen, build_generator(cfg), cfg, {"preset": "test"})
+    key, other = tmp_path / "k.key", tmp_path / "other.key"
+    assert main(["key", "new", "--out", str(key)]) == 0 and main(["key", "new", "--out", str(other)]) == 0
+    assert main(["sample", str(gen), "--n", "3", "--out", f"{tmp_path}/pics/", "--key-file", str(key)]) == 0
+    out = tmp_path / "found.json"
+    args = ["detect", str(tmp_path / "pics"), "--generators", str(gen), "--json", str(out)]
+    assert main([*args, "--key-file", str(key)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 3 and all(r["watermark"]["found"] and r["generator"] == str(gen) for r in rows)
+    assert main([*args, "--key-file", str(other)]) == 0
+    assert not any(r["watermark"]["found"] for r in json.loads(out.read_text()))
