@@ -67,6 +67,21 @@ def _fid(ctx: Context) -> dict[str, Any]:
     return {"fid": frechet_from_stats(mu, sigma, ctx.ref.mu, ctx.ref.sigma)}
 
 
+FEW_SAMPLES = 1_000  # below this, evaluate warns and reports FID's bootstrap spread
+BOOTSTRAP_RESAMPLES = 20
+
+
+def _fid_spread(ctx: Context) -> float:
+    """The std of FID over bootstrap resamples (with replacement) of the samples' features: the estimate's spread."""
+    rng = np.random.default_rng(ctx.seed)
+    feats = ctx.fake.astype(np.float64)
+    values = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        pick = feats[rng.integers(0, len(feats), len(feats))]
+        values.append(frechet_from_stats(pick.mean(0), np.cov(pick, rowvar=False), ctx.ref.mu, ctx.ref.sigma))
+    return round(float(np.std(values)), 4)
+
+
 def _kid(ctx: Context) -> dict[str, Any]:
     # On Inception features, the subsets are torch-fidelity's (its sampler and seed), so its figures are ours.
     is_inception = ctx.extractor == "inception"
@@ -192,7 +207,8 @@ def _extract(
 
 
 def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
-    need = {"fid": 2, "kid": kid_subset_size, "precision_recall": precision_recall.K + 1}
+    # KID's subsets shrink to the sample count (see evaluate), so a few hundred images still score, with a warning.
+    need = {"fid": 2, "kid": min(kid_subset_size, 2), "precision_recall": precision_recall.K + 1}
     need["density_coverage"] = coverage.K + 1
     return max([need.get(name, 1) for name in names], default=1)
 
@@ -310,7 +326,7 @@ def evaluate(
     n = default_samples(data) if n is None else n
     minimum = _minimum_samples(names, kid_subset_size)
     if images is None and n < minimum:
-        raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got n={n}")
+        raise ConfigError(f"these metrics need at least {minimum} samples (k-NN k+1); got n={n}")
     is_toy = data.startswith("toy:")
     if inception_weights is not None and extractor is None:
         extractor = "inception"
@@ -348,12 +364,13 @@ def evaluate(
         what = "the generator's images" if images is None else f"the images in {images}"
         stacked.check_images(fake_images, what="the images" if isinstance(images, Tensor) else what)
     if n_fake < minimum:
-        raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
+        raise ConfigError(f"these metrics need at least {minimum} samples (k-NN k+1); got {n_fake}")
     if image_size is None and net is not None and data.startswith("folder:"):  # any-size extractor: the samples' size
         image_size = int(fake_images.shape[-1])
     ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
     if ref.count < minimum:
         raise ConfigError(f"these metrics need at least {minimum} reference images; {data!r} has {ref.count}")
+    kid_subset_size = min(kid_subset_size, n_fake, ref.count)  # recorded in the protocol
 
     # 3. Features of both; the reference's are cached with their Gaussian, k-NN radii and class mix.
     if net is None:
@@ -413,6 +430,14 @@ def evaluate(
         t = time.perf_counter()
         result.update(METRICS[name](ctx))
         timings[name] = round(time.perf_counter() - t, 3)
+    if n_fake < FEW_SAMPLES and result.get("fid") is not None:
+        result["fid_bootstrap_std"] = _fid_spread(ctx)
+        log.warning(
+            "only %d samples: estimates this small vary from draw to draw (FID %.2f, std %.2f over %d bootstrap "
+            "resamples of the samples) and FID is biased upward (it falls as the count grows); compare only figures "
+            "made at the same count, and use %d or more samples where you can",
+            n_fake, result["fid"], result["fid_bootstrap_std"], BOOTSTRAP_RESAMPLES, FEW_SAMPLES,
+        )  # fmt: skip
     result.update(
         {
             "n_samples": n_fake,
