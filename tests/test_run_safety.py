@@ -212,3 +212,19 @@ def test_train_help_lists_every_toy_set(capsys):
         main(["train", "--help"])
     helptext = " ".join(capsys.readouterr().out.split())
     assert "toy:ring8" in helptext and "toy:grid25" in helptext
+
+
+def test_the_summary_counts_what_it_says(tmp_path, capsys):
+    """Issue 29: the summary printed "5 steps in 7.5 s (2658 img/s)": the seconds were the whole loop's, the
+    images a second the steps' alone. It now names both."""
+    import re
+
+    code = main(["train", "--preset", "seed", "--data", "mnist-sample", "--steps", "30", "--batch-size", "32",
+                 "--check-every", "0", "--out", str(tmp_path / "run")])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    m = re.search(r"trained 30 steps in ([\d.]+) s: ([\d.]+) s of steps \((\d+) img/s\), ([\d.]+) s of checks", out)
+    assert m, out
+    whole, steps, img_per_s, rest = (float(g) for g in m.groups())
+    assert 0 < steps <= whole and rest == pytest.approx(whole - steps, abs=0.11)
+    assert img_per_s == pytest.approx(30 * 32 / steps, rel=0.05, abs=2)

@@ -222,7 +222,9 @@ def summary(result: RunResult, cfg: TrainConfig) -> str:
     losses = "  ".join(f"{k} {v:.4f}" for k, v in result.final.items() if k in ("loss_d", "loss_g"))
     lines = [
         f"{'stopped' if result.interrupted else 'done'}: {result.run_dir}  step {result.step}/{cfg.steps}",
-        f"  trained {result.steps_trained} steps in {result.seconds:.1f} s ({result.img_per_s:.0f} img/s)",
+        f"  trained {result.steps_trained} steps in {result.seconds:.1f} s: {result.train_seconds:.1f} s of steps "
+        f"({result.img_per_s:.0f} img/s), {max(result.seconds - result.train_seconds, 0):.1f} s of checks, grids, "
+        "checkpoints and the report",
     ]
     if losses:
         lines.append(f"  final {losses}")
