@@ -27,7 +27,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 LR_DECAYS = ("none", "linear", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
-CONV_SIZES = (28, 32, 64)  # the dcgan and resnet archs
+CONV_SIZES = (28, 32, 64, 128, 256)  # the dcgan and resnet archs: a block per doubling
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from ganforge.config import (
     AUGMENTS,
     COMPILE_MODES,
     CONDITIONINGS,
+    CONV_SIZES,
     LOSSES,
     LR_DECAYS,
     PRECISIONS,
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     m = p.add_argument_group("model")
     m.add_argument("--arch", choices=ARCHS, default=None)
-    m.add_argument("--image-size", type=int, default=None, help="28, 32 or 64 for the conv archs")
+    m.add_argument("--image-size", type=int, default=None, help=f"{', '.join(map(str, CONV_SIZES))} for the conv archs")
     m.add_argument("--channels", type=int, default=None, help="1 (grey) or 3 (RGB)")
     m.add_argument("--width", type=int, default=None, help="G's width (MLP units, conv base channels)")
     m.add_argument("--d-width", type=int, default=None, help="D's width when it differs from G's")
@@ -159,7 +160,7 @@ def _native_shape(spec: str, base: TrainConfig, given: dict[str, Any]) -> dict[s
 
     channels, size = native_shape(spec.removeprefix("folder:"))
     found: dict[str, Any] = {"channels": channels}
-    if given.get("arch", base.model.arch) != "mlp" and size in (28, 32, 64):
+    if given.get("arch", base.model.arch) != "mlp" and size in CONV_SIZES:
         found["image_size"] = size
     return found
 
