@@ -1,15 +1,16 @@
-"""Image folders (any size and mode) to one uint8 tensor, and resizing/recoloring of image tensors."""
+"""Image files (any size and mode) decoded, centre-cropped and resized with Pillow; image folders; tensor resizing."""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ganforge.errors import DataError
 
@@ -35,9 +36,29 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(wide, 0, 255).astype(np.uint8))
 
 
-def _open_image(path: Path) -> tuple[Image.Image, bool]:
-    """One image as "L" or "RGB" (first frame; alpha over white), and whether it is grey."""
-    with Image.open(path) as opened:
+FILTERS = {
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+}
+AUTO_FILTER = "auto"  # Lanczos, or box when the crop is a whole multiple of the size (box is then exact averaging)
+REDUCING_GAP = 2.0  # JPEG draft mode keeps at least this many source pixels a target pixel, as Image.thumbnail does
+
+
+def open_image(source: str | Path | IO[bytes], *, draft_side: int | None = None) -> Image.Image:
+    """One image as "L" or "RGB": first frame, alpha over white, 16-bit and float grey scaled to 8 bits.
+
+    draft_side: a JPEG is decoded at a reduced scale (1/2, 1/4, 1/8 in the DCT) while its short side stays at
+    least REDUCING_GAP x draft_side, so the final resize still has REDUCING_GAP source pixels a target pixel.
+    """
+    with Image.open(source) as opened:
+        if draft_side and opened.format == "JPEG" and opened.mode in ("L", "RGB"):
+            short = min(opened.size)
+            want = REDUCING_GAP * draft_side
+            if short > want:
+                scale = want / short
+                opened.draft(opened.mode, (math.ceil(opened.size[0] * scale), math.ceil(opened.size[1] * scale)))
         opened.seek(0)
         opened.load()
         image: Image.Image = opened
@@ -49,11 +70,49 @@ def _open_image(path: Path) -> tuple[Image.Image, bool]:
             flat.alpha_composite(rgba)
             image = flat.convert("L" if image.mode in ("LA", "La") else "RGB")
         if image.mode in GREY_MODES:
-            return _to_8bit(image), True
-        rgb = image.convert("RGB")
-        array = np.asarray(rgb)
-        is_grey = bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
-        return (rgb.convert("L") if is_grey else rgb), is_grey
+            return _to_8bit(image)
+        return image.convert("RGB") if image.mode != "RGB" else image.copy()
+
+
+def is_grey(array: np.ndarray) -> bool:
+    """Whether (H, W) or (H, W, 3) uint8 pixels are grey: one channel, or three equal ones."""
+    if array.ndim == 2 or array.shape[-1] == 1:
+        return True
+    return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
+
+
+def fit(image: Image.Image, size: int, resize_filter: str = AUTO_FILTER) -> tuple[Image.Image, str]:
+    """Crop the centre square and resize it to size x size; returns the image and the filter used ("none": as is).
+
+    auto: box when the square's side is a whole multiple of size (each output pixel the mean of a block), else
+    Lanczos. The crop box goes to resize() itself, so no intermediate copy is made.
+    """
+    w, h = image.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    if side == size:
+        return (image if w == h else image.crop((left, top, left + side, top + side))), "none"
+    name = resize_filter
+    if name == AUTO_FILTER:
+        name = "box" if side % size == 0 else "lanczos"
+    resized = image.resize((size, size), FILTERS[name], box=(left, top, left + side, top + side))
+    return resized, name
+
+
+def decode(
+    source: str | Path | IO[bytes], size: int, channels: int, resize_filter: str = AUTO_FILTER
+) -> tuple[np.ndarray, bool, str]:
+    """A file -> ((size, size, channels) uint8, whether it was grey, the filter used). Raises on unreadable files."""
+    image, used = fit(open_image(source, draft_side=size), size, resize_filter)
+    array = np.asarray(image)
+    grey = is_grey(array)
+    if channels == 1 and array.ndim == 3:
+        array = array[..., 0] if grey else np.asarray(image.convert("L"))  # ITU-R 601-2 luma, as Pillow's
+    if array.ndim == 2:
+        array = array[..., None]
+    if channels == 3 and array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return array, grey, used
 
 
 class FolderImages(NamedTuple):
@@ -97,72 +156,81 @@ def native_shape(root: str | Path, *, probe: int = 64) -> tuple[int, int]:
     all_grey = True
     for path in find_images(root)[:probe]:
         try:
-            image, is_grey = _open_image(path)
+            image = open_image(path)
         except Exception:  # counted when the folder is loaded
             continue
         side = min(image.size)
         sizes[side] = sizes.get(side, 0) + 1
-        all_grey &= is_grey
+        all_grey &= is_grey(np.asarray(image))
     if not sizes:
         raise DataError(f"no readable images in {root} (looked for {', '.join(EXTENSIONS)}); pass a folder of images")
     return (1 if all_grey else 3), max(sizes, key=lambda side: sizes[side])
 
 
-def load_folder(root: str | Path, *, image_size: int | None = None, channels: int | None = None) -> FolderImages:
-    """Every readable image under root, center-cropped and resized to image_size, as (N, C, S, S) uint8.
+def unreadable_note(spec: str, skipped: list[str], total: int, *, shown: int = 5) -> str:
+    """The one summary line for skipped files: "folder:D: skipped 2 unreadable of 9 image files: a.png (...), ..."."""
+    more = f", and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f"{spec}: skipped {len(skipped)} unreadable of {total} image files: {', '.join(skipped[:shown])}{more}"
+
+
+def load_folder(
+    root: str | Path, *, image_size: int | None = None, channels: int | None = None, resize_filter: str = AUTO_FILTER
+) -> FolderImages:
+    """Every readable image under root, center-cropped and resized to image_size, as (N, C, S, S) uint8, in memory.
 
     channels: 1 or 3; None picks 1 when every image is grey, else 3. Unreadable files are skipped and
-    counted in one warning. Class subfolders (root/cat/*, root/dog/*) give labels 0..K-1 in sorted name order.
+    listed in one warning. Class subfolders (root/cat/*, root/dog/*) give labels 0..K-1 in sorted name order.
+    (load_dataset packs a folder into the cache instead, in worker processes; this is the in-process path.)
     """
     root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DataError(f"folder {root} does not exist; pass a folder of images, e.g. folder:./faces")
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3 for folder:{root}; got {channels}")
+    paths, classes, labels = list_folder(root, channels)
     size = image_size or DEFAULT_SIZE
-    paths = find_images(root)
-    if not paths:
-        raise DataError(f"no images in {root} (looked for {', '.join(EXTENSIONS)}); pass a folder of images")
 
-    classes = class_folders(root, paths)
-    class_index = {name: k for k, name in enumerate(classes)}
-
-    # 1. Decode every file; unreadable ones are counted, not fatal.
-    images: list[Image.Image] = []
-    labels: list[int] = []
+    # 1. Decode every file at 3 channels (or 1), noting which were grey; unreadable ones are listed, not fatal.
+    arrays: list[np.ndarray] = []
+    kept: list[int] = []
     all_grey = True
     skipped: list[str] = []
-    for path in paths:
+    for k, path in enumerate(paths):
         try:
-            image, is_grey = _open_image(path)
+            array, grey, _ = decode(path, size, channels or 3, resize_filter)
         except Exception as e:  # a corrupt file can fail anywhere in a decoder
-            skipped.append(f"{path.name}: {e}")
+            skipped.append(f"{path.relative_to(root)} ({e})")
             continue
-        images.append(image)
-        if classes:
-            labels.append(class_index[path.relative_to(root).parts[0]])
-        all_grey &= is_grey
-    if not images:
+        arrays.append(array)
+        kept.append(k)
+        all_grey &= grey
+    if not arrays:
         raise DataError(f"none of the {len(paths)} image files in {root} could be read (e.g. {skipped[0]})")
     if skipped:
-        log.warning(
-            "folder:%s: skipped %d unreadable of %d image files (e.g. %s)", root, len(skipped), len(paths), skipped[0]
-        )
-
+        log.warning("%s", unreadable_note(f"folder:{root}", skipped, len(paths)))
     if channels == 1 and not all_grey:
         log.warning("folder:%s holds colour images; converting them to grey (pass --channels 3 to keep colour)", root)
 
-    # 2. Conform: one mode, one size (scale the short side, crop the center).
-    mode = "L" if (channels or (1 if all_grey else 3)) == 1 else "RGB"
-    batch = np.empty((len(images), size, size, 1 if mode == "L" else 3), dtype=np.uint8)
-    for k, image in enumerate(images):
-        fitted = ImageOps.fit(image.convert(mode), (size, size), method=Image.Resampling.BILINEAR)
-        batch[k] = np.asarray(fitted).reshape(size, size, -1)
+    # 2. One array; a folder of grey images (channels None) keeps one channel.
+    batch = np.stack(arrays)
+    if channels is None and all_grey:
+        batch = batch[..., :1]
     tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
     if not classes:
         return FolderImages(tensor, None, ())
     log.info("folder:%s: %d classes from its subfolders (%s)", root, len(classes), ", ".join(classes))
-    return FolderImages(tensor, torch.tensor(labels, dtype=torch.int64), classes)
+    return FolderImages(tensor, torch.tensor([labels[k] for k in kept], dtype=torch.int64), classes)
+
+
+def list_folder(root: Path, channels: int | None = None) -> tuple[list[Path], tuple[str, ...], list[int]]:
+    """(image files in sorted order, class names, each file's label) of a folder; refuses a missing or empty one."""
+    if not root.is_dir():
+        raise DataError(f"folder {root} does not exist; pass a folder of images, e.g. folder:./faces")
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 or 3 for folder:{root}; got {channels}")
+    paths = find_images(root)
+    if not paths:
+        raise DataError(f"no images in {root} (looked for {', '.join(EXTENSIONS)}); pass a folder of images")
+    classes = class_folders(root, paths)
+    index = {name: k for k, name in enumerate(classes)}
+    labels = [index[p.relative_to(root).parts[0]] for p in paths] if classes else []
+    return paths, classes, labels
 
 
 def conform(images: torch.Tensor, *, image_size: int | None = None, channels: int | None = None) -> torch.Tensor:

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from ganforge.checkpoint import load_generator
-from ganforge.data import load_dataset, to_float, toy_modes
+from ganforge.data import to_float, toy_modes
+from ganforge.data.folder import load_folder
 from ganforge.errors import ConfigError
 from ganforge.metrics import coverage, kid, knn, modes, precision_recall, stacked, toy
 from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compute_stats
@@ -192,8 +193,8 @@ def _generated_images(
     """(images in [-1, 1], what they came from) from a generator (sampled in eval mode) or given images."""
     if images is not None:
         if isinstance(images, (str, Path)):
-            ds = load_dataset(f"folder:{images}", image_size=image_size, channels=channels)
-            x, source = to_float(ds.images).float(), {"images": str(images)}
+            found = load_folder(images, image_size=image_size, channels=channels)  # in memory: not cached
+            x, source = to_float(found.images).float(), {"images": str(images)}
         else:
             x, source = to_float(torch.as_tensor(images)), {"images": "tensor"}
         if len(x) > n:  # a seeded random subset: image folders and data sets are often sorted by class
