@@ -15,12 +15,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from ganforge.data import packed, zipdata
-from ganforge.data.folder import AUTO_FILTER, DEFAULT_SIZE, FILTERS, decode, fit, list_folder, unreadable_note
+from ganforge.data.folder import DEFAULT_SIZE, list_folder, unreadable_note
+from ganforge.decoding import AUTO_FILTER, FILTERS, Item, decode_chunk, fit, is_grey, open_image, open_item, png_bytes
 from ganforge.errors import DataError
 from ganforge.io import atomic_path
 from ganforge.version import __version__
@@ -31,7 +32,6 @@ SHARD_BYTES = 1 << 30  # images a shard: as many as fit in 1 GiB
 CHUNK = 64  # images a worker decodes per task
 PROBE = 64  # files looked at first for the native size and colour
 MAX_NATIVE = 256  # without --image-size, larger images are packed at DEFAULT_SIZE
-Item = tuple[str, ...]  # ("file", path) or ("zip", zip path, member)
 
 
 @dataclass
@@ -135,44 +135,6 @@ def source_fingerprint(source: Source) -> list[Any]:
 
 # -- decoding, in worker processes -----------------------------------------------------------------
 
-_zips: dict[str, zipfile.ZipFile] = {}  # each worker's open zips
-
-
-def _open_item(item: Item) -> str | IO[bytes]:
-    if item[0] == "file":
-        return item[1]
-    archive = _zips.get(item[1])
-    if archive is None:
-        archive = _zips[item[1]] = zipfile.ZipFile(item[1])
-    return archive.open(item[2])
-
-
-def _item_name(item: Item) -> str:
-    return Path(item[1]).name if item[0] == "file" else item[2]
-
-
-def decode_chunk(task: tuple[list[Item], int, int, str, bool]) -> tuple[list[Any], list[bool], list[str], list[str]]:
-    """Worker: (items, size, channels, filter, as_png) -> (arrays or PNG bytes, grey flags, filters, errors).
-
-    An unreadable item gives None in the first list and "name (reason)" in the errors.
-    """
-    items, size, channels, resize_filter, as_png = task
-    out: list[Any] = []
-    greys: list[bool] = []
-    used: list[str] = []
-    errors: list[str] = []
-    for item in items:
-        try:
-            array, grey, name = decode(_open_item(item), size, channels, resize_filter)
-        except Exception as e:  # a corrupt file can fail anywhere in a decoder
-            out.append(None)
-            errors.append(f"{_item_name(item)} ({e})")
-            continue
-        out.append(zipdata.png_bytes(array) if as_png else array)
-        greys.append(grey)
-        used.append(name)
-    return out, greys, used, errors
-
 
 def _array_chunk(
     images: np.ndarray, size: int, channels: int, resize_filter: str
@@ -205,7 +167,7 @@ def _decoded(
         for start in range(0, len(source.array), 1024):
             arrays, greys, used = _array_chunk(source.array[start : start + 1024], size, channels, resize_filter)
             for k, (a, g, u) in enumerate(zip(arrays, greys, used, strict=True)):
-                yield start + k, zipdata.png_bytes(a) if as_png else a, g, u, []
+                yield start + k, png_bytes(a) if as_png else a, g, u, []
         return
     tasks = [
         (source.items[s : s + CHUNK], size, channels, resize_filter, as_png) for s in range(0, len(source.items), CHUNK)
@@ -216,7 +178,7 @@ def _decoded(
     else:
         # forkserver: workers start from a clean single-threaded process (no fork of torch's threads)
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["ganforge.data.pack"])
+        ctx.set_forkserver_preload(["ganforge.decoding"])  # PIL and numpy only: a fast start
         pool = ctx.Pool(min(workers, len(tasks)))
         results = pool.imap(decode_chunk, tasks)
     try:
@@ -248,11 +210,9 @@ def probe_shape(source: Source) -> tuple[int, int]:
         return (1 if grey else 3), min(h, w)
     sides: Counter[int] = Counter()
     all_grey = True
-    from ganforge.data.folder import is_grey, open_image
-
     for item in source.items[:PROBE]:
         try:
-            image = open_image(_open_item(item))
+            image = open_image(open_item(item))
         except Exception:  # counted when packed
             continue
         sides[min(image.size)] += 1

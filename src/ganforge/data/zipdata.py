@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from ganforge.data.folder import EXTENSIONS
+from ganforge.decoding import EXTENSIONS, png_bytes  # noqa: F401  # png_bytes: part of this format
 from ganforge.errors import DataError
 
 META = "dataset.json"
@@ -21,14 +17,6 @@ def member_name(index: int) -> str:
     """Image `index`'s name in the zip, as stylegan2-ada's dataset_tool writes it: 1,000 a folder."""
     digits = f"{index:08d}"
     return f"{digits[:5]}/img{digits}.png"
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    """(H, W, 1 or 3) uint8 -> an uncompressed PNG ("L" or "RGB"), as dataset_tool stores its images."""
-    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array, "L" if array.shape[-1] == 1 else "RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="png", compress_level=0)
-    return buffer.getvalue()
 
 
 def read_index(path: Path) -> tuple[list[str], list[int] | None, tuple[str, ...], dict[str, Any]]:
