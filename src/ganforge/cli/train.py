@@ -147,7 +147,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         changes["ema_rampup"] = False
     model = {k: getattr(args, k) for k in _MODEL_OVERRIDES if getattr(args, k) is not None}
     model.update({k: True for k in _MODEL_SWITCHES if getattr(args, k)})
-    if args.data and args.data.startswith("folder:") and not args.resume:
+    if args.data and args.data.partition(":")[0] in ("folder", "zip", "packed") and not args.resume:
         model = {**_native_shape(args.data, base, model), **model}
     if model:
         changes["model"] = dataclasses.replace(base.model, **model)
@@ -155,10 +155,11 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _native_shape(spec: str, base: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
-    """A folder's own channels (and, for the conv archs, its size) unless --channels / --image-size say otherwise."""
-    from ganforge.data.folder import native_shape
+    """A folder's, zip's or pack's own channels (and, for the conv archs, its size) unless --channels /
+    --image-size say otherwise."""
+    from ganforge.data.pack import native_shape
 
-    channels, size = native_shape(spec.removeprefix("folder:"))
+    channels, size = native_shape(spec)
     found: dict[str, Any] = {"channels": channels}
     if given.get("arch", base.model.arch) != "mlp" and size in CONV_SIZES:
         found["image_size"] = size

@@ -222,6 +222,15 @@ def probe_shape(source: Source) -> tuple[int, int]:
     return (1 if all_grey else 3), sides.most_common(1)[0][0]
 
 
+def native_shape(spec: str) -> tuple[int, int]:
+    """(channels, size) of a folder's, zip's or packed set's images: a pack's shape, else probe_shape's."""
+    kind, _, arg = spec.partition(":")
+    if kind == "packed":
+        c, h, _ = packed.read_meta(Path(arg).expanduser())["shape"]
+        return int(c), int(h)
+    return probe_shape(open_source(spec))
+
+
 # -- packing ---------------------------------------------------------------------------------------
 
 
