@@ -70,7 +70,7 @@ def open_image(source: str | Path | IO[bytes], *, draft_side: int | None = None)
             image = flat.convert("L" if image.mode in ("LA", "La") else "RGB")
         if image.mode in GREY_MODES:
             return _to_8bit(image)
-        return image.convert("RGB") if image.mode != "RGB" else image.copy()
+        return image.convert("RGB") if image.mode != "RGB" else image  # loaded: usable after the file closes
 
 
 def is_grey(array: np.ndarray) -> bool:

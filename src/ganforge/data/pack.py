@@ -289,7 +289,7 @@ def _pack(
     t0 = time.perf_counter()
     total = len(source.array) if source.array is not None else len(source.items)
     is_zip = out.suffix.lower() == ".zip"
-    writer: _ZipWriter | _ShardWriter = _ZipWriter(out) if is_zip else _ShardWriter(out, (channels, size, size))
+    writer: _ZipWriter | ShardWriter = _ZipWriter(out) if is_zip else ShardWriter(out, (channels, size, size))
     kept: list[int] = []
     resized: Counter[str] = Counter()
     skipped: list[str] = []
@@ -335,8 +335,10 @@ def _pack(
                       seconds, workers, digest, meta)  # fmt: skip
 
 
-class _ShardWriter:
-    """Writes shards into a temporary folder beside `out`, hashing as it goes; finish() renames it into place."""
+class ShardWriter:
+    """Writes a packed dataset: shards into a temporary folder beside `out`, hashed as they are written;
+    finish(labels, meta) writes labels.npy and dataset.json and renames the folder into place, abort() removes it.
+    pack() drives it; a script that makes data itself may too (bench/data_large.py)."""
 
     def __init__(self, out: Path, shape: tuple[int, int, int]) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -363,6 +365,11 @@ class _ShardWriter:
             self._flush()
         if self.count_in_shard == self.per_shard:
             self._close_shard()
+
+    def add_batch(self, images: np.ndarray) -> None:
+        """(n, H, W, C) images, as add() one by one but without the per-image overhead where shards allow."""
+        for image in images:
+            self.add(image)
 
     def _flush(self) -> None:
         if self.buffer:
