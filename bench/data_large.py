@@ -39,7 +39,7 @@ def make_pack(out: Path, count: int, size: int = 256, seed: int = 0) -> float:
     rng = np.random.default_rng(seed)
     for start in range(0, count, 256):
         n = min(256, count - start)
-        writer.add_batch(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
+        writer.add_batch(np.frombuffer(rng.bytes(n * size * size * 3), dtype=np.uint8).reshape(n, size, size, 3))
     meta = {"count": count, "shape": [3, size, size], "num_classes": 0, "class_names": [], "resize_filter": "none",
             "resize_policy": "none", "resized": {"none": count}, "source": f"random (seed {seed})",
             "source_description": "bench/data_large.py", "skipped": [], "colour_to_grey": 0,

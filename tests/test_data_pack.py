@@ -311,3 +311,19 @@ def test_an_existing_out_folder_is_not_overwritten(tmp_path, capsys):
     root = _tiny_pack(tmp_path)
     _run_refused(["data", "pack", f"packed:{root}", "--out", str(root)], capsys, "already exists")
     assert open_packed(root).images.shape[0] == 40
+
+
+def test_a_pack_of_several_shards_reads_as_one(tmp_path, monkeypatch):
+    import ganforge.data.pack as pack_module
+
+    monkeypatch.setattr(pack_module, "SHARD_BYTES", 8 * 8 * 7)  # 7 grey 8x8 images a shard
+    root = _tiny_pack(tmp_path)  # 40 images: shards of 7, ..., 5
+    found = open_packed(root)
+    assert [s["count"] for s in found.meta["shards"]] == [7] * 5 + [5] and len(found.images.shards) == 6
+    pack_module.SHARD_BYTES = 1 << 30
+    whole = pack(f"folder:{tmp_path / 'src'}", tmp_path / "one", image_size=8, workers=1)
+    one = open_packed(tmp_path / "one")
+    assert len(one.images.shards) == 1 and whole.digest == found.digest  # the digest covers content, not layout
+    index = torch.tensor([39, 0, 13, 7, 6, 13])  # across shards, unordered, repeated
+    assert torch.equal(found.images.index_select(0, index), one.images[:][index])
+    assert torch.equal(torch.stack(list(found.images)), one.images[:])

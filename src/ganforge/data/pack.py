@@ -354,11 +354,7 @@ class ShardWriter:
 
     def add(self, array: np.ndarray) -> None:
         """One (H, W, C) image."""
-        if self.file is None:
-            name = packed.shard_name(len(self.shards))
-            self.file = open(self.tmp / name, "wb")  # noqa: SIM115  # closed in _close_shard
-            self.file.write(b"\0" * packed.HEADER_BYTES)
-            self.shards.append({"file": name, "count": 0})
+        self._open_shard()
         self.buffer.append(array)
         self.count_in_shard += 1
         if len(self.buffer) >= CHUNK:
@@ -367,9 +363,26 @@ class ShardWriter:
             self._close_shard()
 
     def add_batch(self, images: np.ndarray) -> None:
-        """(n, H, W, C) images, as add() one by one but without the per-image overhead where shards allow."""
-        for image in images:
-            self.add(image)
+        """(n, H, W, C) images, written a shard's room at a time."""
+        self._flush()
+        start = 0
+        while start < len(images):
+            self._open_shard()
+            part = images[start : start + self.per_shard - self.count_in_shard]
+            data = np.ascontiguousarray(part.transpose(0, 3, 1, 2)).tobytes()  # (n, C, H, W)
+            self.file.write(data)
+            self.digest.update(data)
+            self.count_in_shard += len(part)
+            start += len(part)
+            if self.count_in_shard == self.per_shard:
+                self._close_shard()
+
+    def _open_shard(self) -> None:
+        if self.file is None:
+            name = packed.shard_name(len(self.shards))
+            self.file = open(self.tmp / name, "wb")  # noqa: SIM115  # closed in _close_shard
+            self.file.write(b"\0" * packed.HEADER_BYTES)
+            self.shards.append({"file": name, "count": 0})
 
     def _flush(self) -> None:
         if self.buffer:
