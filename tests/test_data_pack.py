@@ -327,3 +327,14 @@ def test_a_pack_of_several_shards_reads_as_one(tmp_path, monkeypatch):
     index = torch.tensor([39, 0, 13, 7, 6, 13])  # across shards, unordered, repeated
     assert torch.equal(found.images.index_select(0, index), one.images[:][index])
     assert torch.equal(torch.stack(list(found.images)), one.images[:])
+
+
+def test_the_cli_packs_and_prints_one_summary_line_and_the_train_command(photos, tmp_path, capsys):
+    out = tmp_path / "cli.pack"
+    argv = ["data", "pack", f"folder:{photos}", "--out", str(out), "--image-size", "8", "--resize-filter", "box"]
+    assert main([*argv, "--workers", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("packed 6 images (8x8 RGB)") and "resize filter box" in lines[0]
+    assert "skipped 1 unreadable of 7 image files: broken.png" in lines[0]
+    assert lines[1] == f"train on it: ganforge train --data packed:{out} --image-size 8"
+    assert json.loads((out / "dataset.json").read_text())["resize_policy"] == "box"
