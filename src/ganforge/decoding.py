@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import zipfile
 from pathlib import Path
 from typing import IO, Any
@@ -122,16 +123,25 @@ def png_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-_zips: dict[str, zipfile.ZipFile] = {}  # each worker's open zips
+_zips: dict[tuple[str, int, int], zipfile.ZipFile] = {}  # this process's open zips, by path, size and time
 
 
 def open_item(item: Item) -> str | IO[bytes]:
+    """A file's path, or an open member of a zip (the zip stays open for the next member, until close_zips)."""
     if item[0] == "file":
         return item[1]
-    archive = _zips.get(item[1])
+    stat = os.stat(item[1])
+    key = (item[1], stat.st_size, stat.st_mtime_ns)  # a zip replaced at the same path is opened afresh
+    archive = _zips.get(key)
     if archive is None:
-        archive = _zips[item[1]] = zipfile.ZipFile(item[1])
+        archive = _zips[key] = zipfile.ZipFile(item[1])
     return archive.open(item[2])
+
+
+def close_zips() -> None:
+    """Close the zips open_item opened in this process."""
+    while _zips:
+        _zips.popitem()[1].close()
 
 
 def _item_name(item: Item) -> str:

@@ -20,7 +20,18 @@ import numpy as np
 from ganforge.data import packed, zipdata
 from ganforge.data.folder import DEFAULT_SIZE, list_folder, unreadable_note
 from ganforge.data.writers import ShardWriter, ZipWriter
-from ganforge.decoding import AUTO_FILTER, FILTERS, Item, decode_chunk, fit, is_grey, open_image, open_item, png_bytes
+from ganforge.decoding import (
+    AUTO_FILTER,
+    FILTERS,
+    Item,
+    close_zips,
+    decode_chunk,
+    fit,
+    is_grey,
+    open_image,
+    open_item,
+    png_bytes,
+)
 from ganforge.errors import DataError
 from ganforge.version import __version__
 
@@ -190,6 +201,7 @@ def _decoded(
                     yield index, value, grey, name, []
                 index += 1
     finally:
+        close_zips()  # those the probe or an in-process decode opened
         if pool is not None:
             pool.terminate()
             pool.join()
