@@ -51,7 +51,8 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"{result.get('n_samples', '?'):,} samples (seed {result.get('seed', '?')}) vs {ref.get('name')} "
-        f"{ref.get('split')} ({ref.get('count', 0):,}{resized}); extractor {ext.get('name')}{f' ({sha})' if sha else ''}"
+        f"{ref.get('split')} ({ref.get('count', 0):,}{resized}); "
+        f"extractor {ext.get('name')}{f' ({sha})' if sha else ''}"
         f"{', per channel' if ext.get('per_channel') else ''}; "
         f"{result.get('time_s', 0):.1f} s"
     )
