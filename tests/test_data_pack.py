@@ -338,3 +338,30 @@ def test_the_cli_packs_and_prints_one_summary_line_and_the_train_command(photos,
     assert "skipped 1 unreadable of 7 image files: broken.png" in lines[0]
     assert lines[1] == f"train on it: ganforge train --data packed:{out} --image-size 8"
     assert json.loads((out / "dataset.json").read_text())["resize_policy"] == "box"
+
+
+def _rss_mb(kind="VmRSS"):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(kind + ":")) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmRSS from /proc")
+def test_opening_and_reading_a_pack_does_not_load_it(tmp_path, monkeypatch):
+    import ganforge.data.packed as packed_module
+    from ganforge.data.writers import ShardWriter
+
+    monkeypatch.setattr(packed_module, "DROP_EVERY_BYTES", 8 << 20)  # as if the 48 MiB set were 1,000x larger
+
+    writer = ShardWriter(tmp_path / "big", (3, 128, 128))
+    rng = np.random.default_rng(0)
+    for _ in range(8):  # 8 x 128 images of 48 KiB: 48 MiB
+        writer.add_batch(rng.integers(0, 256, (128, 128, 128, 3), dtype=np.uint8))
+    writer.finish(None, {"count": 1024, "shape": [3, 128, 128], "num_classes": 0, "class_names": []})
+    before, before_file = _rss_mb(), _rss_mb("RssFile")
+    ds = load_dataset(f"packed:{tmp_path / 'big'}")  # maps, and hashes the files block by block
+    batches = Batches(ds, 16, seed=0, device=torch.device("cpu"))
+    for _ in range(64):  # every image, each once
+        real, _ = batches.next()
+    assert real.shape == (16, 3, 128, 128) and ds.is_mapped and isinstance(ds.images.shards[0], np.memmap)
+    # the 48 MiB set is not held by this process: its file pages come and go, and all else grew by less than it
+    assert _rss_mb("RssFile") - before_file < 8 and _rss_mb() - before < 40

@@ -25,7 +25,8 @@ VERSION = 1
 META_FILE = "dataset.json"
 LABELS_FILE = "labels.npy"
 HEADER_BYTES = 128  # every shard's .npy header is padded to this, so a shard's size is HEADER_BYTES + count * image
-DROP_EVERY_BYTES = 256 << 20  # after this much is read, mapped pages are let go: the page cache keeps them, not RSS
+DROP_EVERY_BYTES = 256 << 20  # mapped pages are let go before they could reach this: the page cache keeps them
+FAULT_MAPS_BYTES = 2 << 20  # what one page fault may map in beside the image (a large folio of the page cache)
 HASH_BLOCK = 16 << 20
 
 
@@ -48,8 +49,9 @@ class ShardedImages:
     """(N, C, H, W) uint8 images in memory-mapped shards, read lazily: indexing copies only the images asked for.
 
     Enough of a tensor's interface for the data's users: shape, dtype, len, iteration, [int | slice | indices]
-    and index_select(0, indices), each returning a uint8 torch.Tensor. Every shard is an np.memmap; the pages
-    read stay in the page cache and, after DROP_EVERY_BYTES, leave this process's resident set.
+    and index_select(0, indices), each returning a uint8 torch.Tensor. Every shard is an np.memmap, advised
+    MADV_RANDOM (no read-ahead); the pages read stay in the page cache, and in a set larger than DROP_EVERY_BYTES
+    they are unmapped from this process (MADV_DONTNEED) before they could add up to that in its resident set.
     """
 
     def __init__(self, shards: list[np.memmap]) -> None:
@@ -59,7 +61,10 @@ class ShardedImages:
         self.shape = torch.Size((int(self.starts[-1]), *shards[0].shape[1:]))
         self.dtype = torch.uint8
         self.image_bytes = int(np.prod(self.shape[1:]))
-        self._read_since_drop = 0
+        self._since_drop = 0  # images read since the pages were last let go
+        self.total_bytes = sum(s.nbytes for s in shards)
+        for shard in shards:  # batches read scattered images: no read-ahead, which would map in whole megabytes
+            _advise(shard, "MADV_RANDOM")
 
     def __len__(self) -> int:
         return int(self.shape[0])
@@ -94,22 +99,31 @@ class ShardedImages:
         for k in np.unique(shard_of):
             where = np.nonzero(shard_of == k)[0]
             out[where] = self.shards[k][index[where] - self.starts[k]]  # fancy indexing copies from the map
-        self._read_since_drop += out.nbytes
-        if self._read_since_drop >= DROP_EVERY_BYTES:
+        # A set smaller than DROP_EVERY_BYTES cannot map in more; a larger one lets its pages go once the images read
+        # since the last time could have mapped that much (the kernel maps whole folios on a fault, not just 4 KiB).
+        self._since_drop += len(index)
+        if self.total_bytes > DROP_EVERY_BYTES and self._since_drop * (self.image_bytes + FAULT_MAPS_BYTES) >= (
+            DROP_EVERY_BYTES
+        ):
             self.drop_pages()
         return torch.from_numpy(out)
 
     def drop_pages(self) -> None:
         """Unmap the pages read so far from this process (they stay in the page cache for the next read)."""
-        self._read_since_drop = 0
+        self._since_drop = 0
         for shard in self.shards:
-            mapped = getattr(shard, "_mmap", None)
-            if isinstance(mapped, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-                mapped.madvise(mmap.MADV_DONTNEED)
+            _advise(shard, "MADV_DONTNEED")
 
     def to_tensor(self) -> torch.Tensor:
         """All images in memory (for small sets and for code that needs one tensor)."""
         return self.take(np.arange(len(self)))
+
+
+def _advise(shard: np.memmap, advice: str) -> None:
+    """madvise() a shard's whole map, where the platform has that advice (Linux, macOS)."""
+    mapped = getattr(shard, "_mmap", None)
+    if isinstance(mapped, mmap.mmap) and hasattr(mmap, advice) and hasattr(mapped, "madvise"):
+        mapped.madvise(getattr(mmap, advice))
 
 
 @dataclass
