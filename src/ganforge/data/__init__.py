@@ -322,6 +322,8 @@ def list_sources(data_dir: str | Path | None = None) -> list[dict[str, str]]:
             found = f"stacked from mnist in {where}" if where else "stacked from mnist-sample (mnist not found)"
         elif spec.startswith("toy:"):
             found = "built in"
+        elif spec.startswith("zip:"):
+            found = "any zip file you pass"
         else:
             found = "any folder you pass"
         rows.append({"spec": spec, "description": description, "found": found})
