@@ -159,12 +159,12 @@ def part_step(work: Path, rounds: int, dcgan_steps: int, only: str) -> None:
 
     dcgan = dataclasses.replace(
         PRESETS["seed"],
-        model=ModelConfig(arch="dcgan", image_size=64, channels=3, z_dim=100, width=64),
-        batch_size=64,
+        model=ModelConfig(arch="dcgan", image_size=64, channels=3, z_dim=100, width=32),
+        batch_size=32,
         data=f"packed:{p64}",
     )
     for name, cfg, data, steps in (
-        ("dcgan 64x64 RGB, width 64, batch 64", dcgan, p64, dcgan_steps),
+        ("dcgan 64x64 RGB, width 32, batch 32", dcgan, p64, dcgan_steps),
         ("seed preset (mlp 28x28, batch 64)", PRESETS["seed"], digits, 200),
     ):
         if only != "both" and not name.startswith(only):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,27 +34,55 @@ class FolderImages(NamedTuple):
     class_names: tuple[str, ...]
 
 
-def class_folders(root: Path, paths: list[Path]) -> tuple[str, ...]:
+class FolderListing(NamedTuple):
+    """A folder's image files in sorted order: full paths, paths relative to the folder, (size, mtime_ns) each,
+    class names (from class subfolders, else ()) and each file's label (empty without classes)."""
+
+    files: list[str]
+    names: list[str]
+    stamps: list[tuple[int, int]]
+    classes: tuple[str, ...]
+    labels: list[int]
+
+
+def class_folders(parts: list[tuple[str, ...]]) -> tuple[str, ...]:
     """Class names (sorted) when every image sits in one of at least two subfolders of root, else ().
 
-    The usual layout, root/cat/*.png and root/dog/*.png; deeper folders belong to their top-level one.
-    Images directly in root mean the subfolders are not classes.
+    parts: each image's path relative to root, split. The usual layout, root/cat/*.png and root/dog/*.png;
+    deeper folders belong to their top-level one. Images directly in root mean the subfolders are not classes.
     """
-    tops = {p.relative_to(root).parts[0] for p in paths if len(p.relative_to(root).parts) > 1}
-    if len(tops) < 2 or any(len(p.relative_to(root).parts) == 1 for p in paths):
+    tops = {p[0] for p in parts if len(p) > 1}
+    if len(tops) < 2 or any(len(p) == 1 for p in parts):
         return ()
     return tuple(sorted(tops))
 
 
+def scan_images(root: Path) -> list[tuple[tuple[str, ...], os.stat_result]]:
+    """(path relative to root split in parts, stat) of the image files under root, sorted as pathlib sorts paths.
+
+    One scandir pass, one stat a file (a folder of 50,000 images in a fraction of a second). Hidden files and
+    folders are skipped; linked files are followed, linked folders are not (as Path.rglob).
+    """
+    found: list[tuple[tuple[str, ...], os.stat_result]] = []
+
+    def walk(folder: str, parts: tuple[str, ...]) -> None:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    walk(entry.path, (*parts, entry.name))
+                elif os.path.splitext(entry.name)[1].lower() in EXTENSIONS and entry.is_file():
+                    found.append(((*parts, entry.name), entry.stat()))
+
+    walk(str(root), ())
+    found.sort(key=lambda item: item[0])
+    return found
+
+
 def find_images(root: Path) -> list[Path]:
     """Image files under root (recursively), in sorted order; hidden files and folders are skipped."""
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix.lower() in EXTENSIONS
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    return [root.joinpath(*parts) for parts, _ in scan_images(root)]
 
 
 def native_shape(root: str | Path, *, probe: int = 64) -> tuple[int, int]:
@@ -93,7 +122,8 @@ def load_folder(
     (load_dataset packs a folder into the cache instead, in worker processes; this is the in-process path.)
     """
     root = Path(root).expanduser()
-    paths, classes, labels = list_folder(root, channels)
+    listing = list_folder(root, channels)
+    paths, classes, labels = listing.files, listing.classes, listing.labels
     size = image_size or DEFAULT_SIZE
 
     # 1. Decode every file at 3 channels (or 1), noting which were grey; unreadable ones are listed, not fatal.
@@ -105,7 +135,7 @@ def load_folder(
         try:
             array, grey, _ = decode(path, size, channels or 3, resize_filter)
         except Exception as e:  # a corrupt file can fail anywhere in a decoder
-            skipped.append(f"{path.relative_to(root)} ({e})")
+            skipped.append(f"{listing.names[k]} ({e})")
             continue
         arrays.append(array)
         kept.append(k)
@@ -128,19 +158,26 @@ def load_folder(
     return FolderImages(tensor, torch.tensor([labels[k] for k in kept], dtype=torch.int64), classes)
 
 
-def list_folder(root: Path, channels: int | None = None) -> tuple[list[Path], tuple[str, ...], list[int]]:
-    """(image files in sorted order, class names, each file's label) of a folder; refuses a missing or empty one."""
+def list_folder(root: Path, channels: int | None = None) -> FolderListing:
+    """A folder's image files, classes and labels (see FolderListing); refuses a missing or empty folder."""
     if not root.is_dir():
         raise DataError(f"folder {root} does not exist; pass a folder of images, e.g. folder:./faces")
     if channels not in (None, 1, 3):
         raise DataError(f"channels must be 1 or 3 for folder:{root}; got {channels}")
-    paths = find_images(root)
-    if not paths:
+    scanned = scan_images(root)
+    if not scanned:
         raise DataError(f"no images in {root} (looked for {', '.join(EXTENSIONS)}); pass a folder of images")
-    classes = class_folders(root, paths)
+    parts = [p for p, _ in scanned]
+    classes = class_folders(parts)
     index = {name: k for k, name in enumerate(classes)}
-    labels = [index[p.relative_to(root).parts[0]] for p in paths] if classes else []
-    return paths, classes, labels
+    base = str(root)
+    return FolderListing(
+        [os.path.join(base, *p) for p in parts],
+        ["/".join(p) for p in parts],
+        [(st.st_size, st.st_mtime_ns) for _, st in scanned],
+        classes,
+        [index[p[0]] for p in parts] if classes else [],
+    )
 
 
 def conform(images: torch.Tensor, *, image_size: int | None = None, channels: int | None = None) -> torch.Tensor:

@@ -52,6 +52,7 @@ class Source:
     class_names: tuple[str, ...]
     description: str
     array: Any = None  # (N, C, H, W) uint8 images of an in-memory spec (mnist, idx:DIR, packed:DIR ...)
+    stamps: list[Any] | None = None  # a folder's [name, size, mtime_ns] a file, from its scan
 
 
 @dataclass
@@ -117,9 +118,11 @@ def open_source(spec: str) -> Source:
     kind, _, arg = spec.partition(":")
     if kind == "folder" or (not arg and Path(spec).expanduser().is_dir() and not packed.is_packed(spec)):
         root = Path(arg or spec).expanduser()
-        paths, classes, labels = list_folder(root)
-        items: list[Item] = [("file", str(p)) for p in paths]
-        return Source(f"folder:{root}", items, labels if classes else None, classes, str(root))
+        listing = list_folder(root)
+        items: list[Item] = [("file", f) for f in listing.files]
+        labels = listing.labels if listing.classes else None
+        stamps = [[n, *st] for n, st in zip(listing.names, listing.stamps, strict=True)]
+        return Source(f"folder:{root}", items, labels, listing.classes, str(root), stamps=stamps)
     if kind == "zip" or (not arg and spec.endswith(".zip")):
         path = Path(arg or spec).expanduser()
         names, zip_labels, classes, _ = zipdata.read_index(path)
@@ -137,6 +140,8 @@ def open_source(spec: str) -> Source:
 
 def source_fingerprint(source: Source) -> list[Any]:
     """Names, sizes and modification times of a source's files (the cache key's data part)."""
+    if source.stamps is not None:
+        return source.stamps
     files = sorted({item[1] for item in source.items})
     return [[f, st.st_size, st.st_mtime_ns] for f in files for st in [os.stat(f)]]
 
