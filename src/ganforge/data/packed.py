@@ -95,10 +95,13 @@ class ShardedImages:
             raise IndexError(f"index out of range for {len(self)} images")
         index = index % max(len(self), 1)
         out = np.empty((len(index), *self.shape[1:]), dtype=np.uint8)
-        shard_of = np.searchsorted(self.starts, index, side="right") - 1
-        for k in np.unique(shard_of):
-            where = np.nonzero(shard_of == k)[0]
-            out[where] = self.shards[k][index[where] - self.starts[k]]  # fancy indexing copies from the map
+        if len(self.shards) == 1:
+            np.take(self.shards[0], index, axis=0, out=out)  # copies the images from the map
+        else:
+            shard_of = np.searchsorted(self.starts, index, side="right") - 1
+            for k in np.unique(shard_of):
+                where = np.nonzero(shard_of == k)[0]
+                out[where] = self.shards[k][index[where] - self.starts[k]]
         # A set smaller than DROP_EVERY_BYTES cannot map in more; a larger one lets its pages go once the images read
         # since the last time could have mapped that much (the kernel maps whole folios on a fault, not just 4 KiB).
         self._since_drop += len(index)
