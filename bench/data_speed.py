@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -138,6 +139,26 @@ def step_ratio(cfg: object, mapped: object, rounds: int, steps: int) -> tuple[fl
     )
 
 
+def fetch_cost(mapped: Any, batch_size: int, batches: int = 2000) -> tuple[float, float]:
+    """CPU microseconds of Batches.next() alone: (from the map, from memory)."""
+    import torch
+
+    from ganforge.batches import Batches
+
+    in_memory = type(mapped)(**{**mapped.__dict__})
+    in_memory.images = mapped.in_memory()
+    costs = []
+    for ds in (mapped, in_memory):
+        b = Batches(ds, batch_size, seed=0, device=torch.device("cpu"))
+        for _ in range(50):
+            b.next()
+        t0 = time.process_time()
+        for _ in range(batches):
+            b.next()
+        costs.append((time.process_time() - t0) / batches * 1e6)
+    return costs[0], costs[1]
+
+
 def part_step(work: Path, rounds: int, dcgan_steps: int, only: str) -> None:
     import dataclasses
 
@@ -172,6 +193,8 @@ def part_step(work: Path, rounds: int, dcgan_steps: int, only: str) -> None:
         cfg = resolve_auto(cfg, torch.device("cpu"))
         mapped = load_dataset(f"packed:{data}")
         assert mapped.is_mapped
+        fetch_mapped, fetch_memory = fetch_cost(mapped, cfg.batch_size)
+        print(f"fetch: {name}: Batches.next() {fetch_mapped:.0f} us from the map, {fetch_memory:.0f} us from memory")
         packed_rate, memory_rate, ratio, wall = step_ratio(cfg, mapped, rounds, steps)
         print(
             f"step: {name}: packed {packed_rate:.2f} steps/CPU-s, in memory {memory_rate:.2f} steps/CPU-s, "
