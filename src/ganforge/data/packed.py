@@ -94,7 +94,8 @@ class ShardedImages:
         if len(index) and (index.min() < -len(self) or index.max() >= len(self)):
             raise IndexError(f"index out of range for {len(self)} images")
         index = index % max(len(self), 1)
-        out = np.empty((len(index), *self.shape[1:]), dtype=np.uint8)
+        tensor = torch.empty((len(index), *self.shape[1:]), dtype=torch.uint8)  # torch's allocator, as in memory
+        out = tensor.numpy()
         if len(self.shards) == 1:
             np.take(self.shards[0], index, axis=0, out=out)  # copies the images from the map
         else:
@@ -109,7 +110,7 @@ class ShardedImages:
             DROP_EVERY_BYTES
         ):
             self.drop_pages()
-        return torch.from_numpy(out)
+        return tensor
 
     def drop_pages(self) -> None:
         """Unmap the pages read so far from this process (they stay in the page cache for the next read)."""
