@@ -28,7 +28,7 @@ COMPILE_MODES = ("off", "default", "reduce-overhead")
 LR_DECAYS = ("none", "linear", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**32  # numpy's seeds stop there, and the data order's seed * 1,000,003 + epoch stays in torch's range
-CONV_SIZES = (28, 32, 64)  # the dcgan and resnet archs
+CONV_SIZES = (28, 32, 64, 128, 256)  # the dcgan and resnet archs: a block per doubling
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def load_training_data(cfg: TrainConfig) -> Dataset:
 
 def check_dataset(cfg: TrainConfig, dataset: Dataset) -> None:
     """The data must fit the model and the batch size."""
-    if dataset.images.shape[1:] != cfg.model.shape:
+    if tuple(dataset.images.shape[1:]) != cfg.model.shape:
         raise DataError(
             f"{cfg.data} holds samples of shape {tuple(dataset.images.shape[1:])}, the model makes {cfg.model.shape}; "
             "pass data that fits the preset (--image-size, --channels)"
@@ -217,8 +217,9 @@ class TrainingLoop:
         self.dataset = dataset if dataset is not None else load_training_data(cfg)
         check_dataset(cfg, self.dataset)
         self.state = build_state(cfg, self.device, dist)
-        # Every rank draws the same global batch (same seed and order) and keeps its own disjoint slice.
-        self.batches = Batches(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device)
+        # Every rank draws the same global batch order (same seed) and reads only its own disjoint slice.
+        self._shard = (dist.rank, dist.world_size)
+        self.batches = Batches(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device, shard=self._shard)
         # Quick quality checks and the warnings drawn from them (rank 0 alone judges and writes).
         self.probe = None
         if cfg.check_interval and dist.is_main:
@@ -294,9 +295,8 @@ class TrainingLoop:
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """This process's slice of the next global batch (the whole batch on one process)."""
-        real, labels = self.batches.next()
-        real = speed.batch_format(distributed.shard(real, self.dist), self.cfg)
-        return real, None if labels is None else distributed.shard(labels, self.dist)
+        real, labels = self.batches.next()  # already this rank's slice
+        return speed.batch_format(real, self.cfg), labels
 
     # -- outputs -----------------------------------------------------------------------------------
 
@@ -383,7 +383,9 @@ class TrainingLoop:
             )
         rollbacks = self.state.rollbacks + 1
         self.state = build_state(self.cfg, self.device, self.dist)
-        self.batches = Batches(self.dataset, self.cfg.batch_size, seed=self.cfg.seed, device=self.device)
+        self.batches = Batches(
+            self.dataset, self.cfg.batch_size, seed=self.cfg.seed, device=self.device, shard=self._shard
+        )
         if good is not None:
             path, payload = checkpoint.load_latest_good(self.run_dir)
             restore_state(self.state, payload, self.cfg, self.batches, path)

@@ -1,4 +1,4 @@
-"""`ganforge data list|prepare`: show the data specs and where they are found; download MNIST sets."""
+"""`ganforge data list|prepare|pack`: show the data specs; download MNIST sets; pack images into a dataset."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import sys
 
 # ganforge.data.DOWNLOADABLE, written out so that `--help` needs no torch (a test keeps them equal).
 DOWNLOADABLE = ("mnist", "fashion-mnist")
+RESIZE_FILTERS = ("lanczos", "box", "bicubic", "bilinear")  # ganforge.data.folder.FILTERS, as above
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "data",
-        help="list data specs, download MNIST or Fashion-MNIST",
-        description="List the data specs, or download MNIST or Fashion-MNIST.",
+        help="list data specs, download MNIST or Fashion-MNIST, pack images",
+        description="List the data specs, download MNIST or Fashion-MNIST, or pack images into a dataset.",
     )
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", parser_class=type(parser))
     parser.set_defaults(func=lambda args: _help(parser))
@@ -32,6 +33,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare_parser.add_argument("name", metavar="NAME", help=f"one of {', '.join(DOWNLOADABLE)}")
     prepare_parser.add_argument("--data-dir", default=None, help="download into this folder (default: the cache)")
     prepare_parser.set_defaults(func=run_prepare)
+
+    pack_parser = sub.add_parser(
+        "pack",
+        help="decode images once into a packed dataset (or a stylegan2-ada zip)",
+        description=(
+            "Decode SRC once, in worker processes, into DEST: a packed dataset folder that training memory-maps "
+            "(data spec packed:DEST), or with DEST ending .zip the layout of stylegan2-ada's dataset tool."
+        ),
+    )
+    pack_parser.add_argument("src", metavar="SRC", help="a data spec: folder:DIR, zip:FILE, idx:DIR, mnist, ...")
+    pack_parser.add_argument("--out", required=True, metavar="DEST", help="a new folder, or FILE.zip")
+    pack_parser.add_argument("--image-size", type=int, default=None, help="side in pixels (default: the images')")
+    pack_parser.add_argument("--channels", type=int, choices=(1, 3), default=None, help="default: 1 if all grey")
+    pack_parser.add_argument(
+        "--resize-filter",
+        choices=("auto", *RESIZE_FILTERS),
+        default="auto",
+        help="default auto: lanczos, or box when the scale factor is a whole number",
+    )
+    pack_parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one a CPU)")
+    pack_parser.set_defaults(func=run_pack)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -55,4 +77,38 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     folder = prepare(args.name, data_dir=args.data_dir)
     print(f"{args.name}: {folder}", file=sys.stdout)
+    return 0
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from ganforge.cli.common import is_terminal
+    from ganforge.data.pack import pack
+
+    bar = None
+    if is_terminal():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="img", dynamic_ncols=True, leave=False)
+
+    def on_progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        result = pack(
+            args.src,
+            args.out,
+            image_size=args.image_size,
+            channels=args.channels,
+            resize_filter=args.resize_filter,
+            workers=args.workers,
+            on_progress=on_progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    print(result.summary())
+    spec = f"zip:{result.out}" if result.out.suffix == ".zip" else f"packed:{result.out}"
+    print(f"train on it: ganforge train --data {spec} --image-size {result.shape[1]}")
     return 0

@@ -58,9 +58,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     # 1. Real images as grey 28x28 uint8 (converted when the data set is another size or colour).
     ds = load_dataset(args.real, split="train", data_dir=args.data_dir)
-    if ds.images.dtype.is_floating_point or ds.images.dim() != 4:
+    images = ds.in_memory()
+    if images.dtype.is_floating_point or images.dim() != 4:
         raise ConfigError(f"--real {args.real} holds points, not images; pass an image data set")
-    pixels = ds.images.permute(0, 2, 3, 1).numpy()
+    pixels = images.permute(0, 2, 3, 1).numpy()
     real = np.stack([grey_28(p) for p in pixels])
     sources = fake_sources(args.fake, checkpoints=not args.no_checkpoints)
     print(f"real: {len(real):,} images of {args.real}; fake: {len(sources)} generators, "

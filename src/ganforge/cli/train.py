@@ -14,6 +14,7 @@ from ganforge.config import (
     AUGMENTS,
     COMPILE_MODES,
     CONDITIONINGS,
+    CONV_SIZES,
     LOSSES,
     LR_DECAYS,
     PRECISIONS,
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     m = p.add_argument_group("model")
     m.add_argument("--arch", choices=ARCHS, default=None)
-    m.add_argument("--image-size", type=int, default=None, help="28, 32 or 64 for the conv archs")
+    m.add_argument("--image-size", type=int, default=None, help=f"{', '.join(map(str, CONV_SIZES))} for the conv archs")
     m.add_argument("--channels", type=int, default=None, help="1 (grey) or 3 (RGB)")
     m.add_argument("--width", type=int, default=None, help="G's width (MLP units, conv base channels)")
     m.add_argument("--d-width", type=int, default=None, help="D's width when it differs from G's")
@@ -155,7 +156,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         changes["ema_rampup"] = False
     model = {k: getattr(args, k) for k in _MODEL_OVERRIDES if getattr(args, k) is not None}
     model.update({k: True for k in _MODEL_SWITCHES if getattr(args, k)})
-    if args.data and args.data.startswith("folder:") and not args.resume:
+    if args.data and args.data.partition(":")[0] in ("folder", "zip", "packed") and not args.resume:
         model = {**_native_shape(args.data, base, model), **model}
     if model:
         changes["model"] = dataclasses.replace(base.model, **model)
@@ -163,12 +164,13 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _native_shape(spec: str, base: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
-    """A folder's own channels (and, for the conv archs, its size) unless --channels / --image-size say otherwise."""
-    from ganforge.data.folder import native_shape
+    """A folder's, zip's or pack's own channels (and, for the conv archs, its size) unless --channels /
+    --image-size say otherwise."""
+    from ganforge.data.pack import native_shape
 
-    channels, size = native_shape(spec.removeprefix("folder:"))
+    channels, size = native_shape(spec)
     found: dict[str, Any] = {"channels": channels}
-    if given.get("arch", base.model.arch) != "mlp" and size in (28, 32, 64):
+    if given.get("arch", base.model.arch) != "mlp" and size in CONV_SIZES:
         found["image_size"] = size
     return found
 

@@ -1,11 +1,9 @@
-"""Data sets by spec (mnist, mnist-sample, stacked-mnist, fashion-mnist, idx:DIR, folder:DIR, toy:*) in memory."""
+"""Data sets by spec (mnist, ..., idx:DIR, folder:DIR, zip:FILE, packed:DIR, toy:*): in memory, or memory-mapped."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,9 @@ import torch
 
 from ganforge.data import download as _download
 from ganforge.data import idx, stacked
-from ganforge.data.folder import conform, load_folder
+from ganforge.data.cached import load_cached, load_packed
+from ganforge.data.dataset import Dataset
+from ganforge.data.folder import conform
 from ganforge.data.mnist import (
     SPLIT_FILES,
     cache_dir,
@@ -26,6 +26,7 @@ from ganforge.data.mnist import (
     split_paths,
     split_status,
 )
+from ganforge.data.packed import ShardedImages, is_packed
 from ganforge.data.toy import TOY_NAMES, TOY_SIZE, make_toy, toy_modes
 from ganforge.errors import DataError
 
@@ -35,10 +36,12 @@ __all__ = [
     "DOWNLOADABLE",
     "Dataset",
     "SPECS",
+    "ShardedImages",
     "cache_dir",
     "check_classes",
     "check_data_dir",
     "conform",
+    "is_packed",
     "list_sources",
     "load_dataset",
     "make_toy",
@@ -56,7 +59,9 @@ SPECS = {
     ),
     "fashion-mnist": "Fashion-MNIST, 60,000 train + 10,000 test clothes, 28x28 grey",
     "idx:DIR": "every IDX images file in DIR (gzipped or not), with labels where present",
-    "folder:DIR": "images of any size and mode under DIR, resized and cropped (default 64x64)",
+    "folder:DIR": "images of any size and mode under DIR, resized and cropped (default 64x64); packed into the cache",
+    "zip:FILE": "a stylegan2-ada dataset zip (00000/img00000000.png ..., dataset.json labels), or any zip of images",
+    "packed:DIR": "a packed dataset made by `ganforge data pack` (memory-mapped: larger than memory is fine)",
     "toy:ring8": "8 Gaussians on a circle of radius 2 (std 0.02), 2-D points",
     "toy:grid25": "25 Gaussians on a 5x5 grid, -4..4 step 2 (std 0.05), 2-D points",
 }
@@ -70,35 +75,6 @@ CLASS_NAMES = {
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"
     ),
 }  # fmt: skip
-
-
-@dataclass(eq=False)
-class Dataset:
-    """A whole data set in memory: images (N, C, H, W) uint8 (float32 (N, 2, 1, 1) for toy sets) and labels."""
-
-    spec: str
-    name: str
-    images: torch.Tensor
-    labels: torch.Tensor | None
-    num_classes: int
-    split: str
-    source: str
-    class_names: tuple[str, ...] = ()  # label k is class_names[k], where known
-    _hash: str | None = field(default=None, init=False, repr=False)
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def content_hash(self) -> str:
-        """sha256 hex of the shape, dtype and bytes of the images and labels; computed once."""
-        if self._hash is None:
-            digest = hashlib.sha256()
-            for tensor in (self.images, self.labels):
-                if tensor is not None:
-                    digest.update(f"{tuple(tensor.shape)} {tensor.dtype};".encode())
-                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._hash = digest.hexdigest()
-        return self._hash
 
 
 def check_classes(dataset: Dataset, num_classes: int) -> None:
@@ -185,7 +161,7 @@ def _load_stacked(
         if digits.labels is None:
             raise DataError(f"stacked-mnist needs the MNIST {part} labels, and {digits.source} has none; add them")
         count, seed = stacked.COUNTS[part], stacked.SEEDS[part]
-        x, y, _ = stacked.stack_digits(digits.images, digits.labels, count, seed=seed)
+        x, y, _ = stacked.stack_digits(digits.in_memory(), digits.labels, count, seed=seed)
         images.append(x)
         labels.append(y)
         names.add(digits.name)
@@ -289,8 +265,11 @@ def load_dataset(
         made = [make_toy(arg, TOY_SIZE, seed=s) for s in seeds]
         points, labels = torch.cat([p for p, _ in made]), torch.cat([lab for _, lab in made])
         return Dataset(spec, spec, points, labels, len(toy_modes(arg)[0]), split, "generated")
-    if kind in ("idx", "folder") and not arg:
-        raise DataError(f"{spec!r} needs a folder: write {kind}:DIR, e.g. {kind}:./my-data")
+    if kind in ("idx", "folder", "packed", "zip") and not arg:
+        what = "a zip file: write zip:FILE, e.g. zip:./faces.zip" if kind == "zip" else f"a folder: write {kind}:DIR"
+        raise DataError(f"{spec!r} needs {what}")
+    if kind == "packed" or (not arg and is_packed(spec)):
+        return load_packed(spec, Path(arg or spec).expanduser(), image_size, channels)
     if spec in DOWNLOADABLE:
         ds = _load_named(spec, spec, split, data_dir, download, mirrors)
     elif spec == "mnist-sample":
@@ -304,15 +283,12 @@ def load_dataset(
         ds = _load_stacked(spec, split, data_dir, download, mirrors)
     elif kind == "idx":
         ds = _load_idx_dir(spec, Path(arg).expanduser())
-    elif kind == "folder":
-        found = load_folder(arg, image_size=image_size, channels=channels)
-        source = str(Path(arg).expanduser())
-        k = len(found.class_names)
-        return Dataset(spec, "folder", found.images, found.labels, k, "all", source, found.class_names)
+    elif kind in ("folder", "zip"):
+        return load_cached(spec, kind, arg, image_size, channels)
     else:
         raise DataError(f"unknown data spec {spec!r}; use one of {', '.join(SPECS)}")
     if image_size is not None or channels is not None:
-        ds.images = conform(ds.images, image_size=image_size, channels=channels)
+        ds.images = conform(ds.in_memory(), image_size=image_size, channels=channels)
     return ds
 
 
@@ -347,6 +323,8 @@ def list_sources(data_dir: str | Path | None = None) -> list[dict[str, str]]:
             found = f"stacked from mnist in {where}" if where else "stacked from mnist-sample (mnist not found)"
         elif spec.startswith("toy:"):
             found = "built in"
+        elif spec.startswith("zip:"):
+            found = "any zip file you pass"
         else:
             found = "any folder you pass"
         rows.append({"spec": spec, "description": description, "found": found})

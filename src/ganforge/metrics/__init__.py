@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from ganforge.checkpoint import load_generator
-from ganforge.data import load_dataset, to_float, toy_modes
-from ganforge.data.folder import native_shape
+from ganforge.data import to_float, toy_modes
+from ganforge.data.folder import load_folder, native_shape
 from ganforge.errors import ConfigError
 from ganforge.metrics import coverage, kid, knn, modes, precision_recall, stacked, toy
 from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compute_stats
@@ -243,8 +243,8 @@ def _generated_images(
         if isinstance(images, (str, Path)):
             # An extractor of any input size (Inception) reads a folder at its images' own size, as torch-fidelity.
             size = image_size or native_shape(images)[1]
-            ds = load_dataset(f"folder:{images}", image_size=size, channels=channels)
-            x, source = to_float(ds.images).float(), {"images": str(images)}
+            found = load_folder(images, image_size=size, channels=channels)  # in memory: not cached
+            x, source = to_float(found.images).float(), {"images": str(images)}
         else:
             x, source = to_float(torch.as_tensor(images)), {"images": "tensor"}
         if len(x) > n:  # a seeded random subset: image folders and data sets are often sorted by class

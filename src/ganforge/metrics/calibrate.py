@@ -77,11 +77,11 @@ def floor_images(data: str, data_dir: str | Path | None = None) -> tuple[str, Te
 
     if data == "mnist":  # the training digits at hand offline; sorted by class (evaluate subsets at random)
         sample = load_dataset("mnist-sample", split="train")
-        return f"floor: mnist-sample ({len(sample):,} training digits)", to_float(sample.images)
+        return f"floor: mnist-sample ({len(sample):,} training digits)", to_float(sample.in_memory())
     train = load_dataset(data, split="train", data_dir=data_dir)
     count = min(FLOOR_COUNT, len(train))
     keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(FLOOR_SEED))[:count].sort().values
-    return f"floor: {count:,} of the {len(train):,} training images", to_float(train.images[keep])
+    return f"floor: {count:,} of the {len(train):,} training images", to_float(train.take(keep))
 
 
 def ladder(
@@ -107,7 +107,7 @@ def ladder(
     if data not in LADDER_DATA:
         raise ConfigError(f"no calibration ladder for {data!r}; use one of {', '.join(LADDER_DATA)}")
     test = load_dataset(data, split="test", data_dir=data_dir)
-    real, labels = to_float(test.images)[:n], test.labels[:n] if test.labels is not None else None
+    real, labels = to_float(test.in_memory())[:n], test.labels[:n] if test.labels is not None else None
     noun = "digits" if data == "mnist" else "images"
     rows: list[tuple[str, Tensor]] = [floor_images(data, data_dir)]
     rows += [(f"test {noun} + N(0, {s}) noise", add_noise(real, s, seed=seed)) for s in NOISE_SIGMAS]
@@ -163,12 +163,12 @@ def stacked_rows(data_dir: str | Path | None, *, n: int = 26_000, seed: int = 0)
 
     test = load_dataset("mnist", split="test", data_dir=data_dir)
     assert test.labels is not None
-    perfect = stack_digits(test.images, test.labels, n, seed=STACKED_SEED)[0]
+    perfect = stack_digits(test.in_memory(), test.labels, n, seed=STACKED_SEED)[0]
     train = load_dataset("stacked-mnist", split="train", data_dir=None)  # offline: stacked from mnist-sample
-    collapsed, _ = collapsed_stack(test.images, test.labels, COLLAPSED_MODES, n, seed=seed)
+    collapsed, _ = collapsed_stack(test.in_memory(), test.labels, COLLAPSED_MODES, n, seed=seed)
     rows = [
         (f"perfect: test digits stacked with seed {STACKED_SEED}", perfect),
-        (f"the stacked training set ({train.name}, {len(train):,} images)", train.images),
+        (f"the stacked training set ({train.name}, {len(train):,} images)", train.in_memory()),
         (f"collapsed: test digits on {COLLAPSED_MODES} of the triples", collapsed),
     ]
     return [

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ganforge.data import Dataset, check_data_dir, load_dataset, to_float
+from ganforge.data import Dataset, check_data_dir, conform, is_packed, load_dataset, to_float
 from ganforge.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -27,13 +27,17 @@ class Reference:
     images: Tensor
     content_hash: str
     source: str
+    resize_filter: str | None = None  # the filter that resized the reference images (packed, folder and zip sets)
 
     @property
     def count(self) -> int:
         return int(self.images.shape[0])
 
     def describe(self) -> dict[str, str | int]:
-        return {"name": self.name, "split": self.split, "count": self.count}
+        described: dict[str, str | int] = {"name": self.name, "split": self.split, "count": self.count}
+        if self.resize_filter is not None:  # FID moves with the filter alone (stylegan2-ada-pytorch #283)
+            described["resize_filter"] = self.resize_filter
+        return described
 
 
 def _mnist_test(data_dir: str | Path | None) -> Dataset:
@@ -87,12 +91,15 @@ def load_reference(
         ds = _stacked_test(data_dir)
     elif data == "fashion-mnist" or kind == "toy":
         ds = load_dataset(data, split="test", data_dir=data_dir)
+    elif kind == "packed" or is_packed(data):  # subset first, then convert: a packed set may not fit in memory
+        ds = load_dataset(data, split="all", data_dir=data_dir)
     else:
         ds = load_dataset(data, split="all", data_dir=data_dir, image_size=image_size, channels=channels)
     if len(ds) < 2:
         raise DataError(f"the reference set {data!r} has {len(ds)} images; it needs at least 2 (and more for k-NN)")
-    images = ds.images
+    keep = torch.arange(len(ds))
     if len(ds) > count:
         keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(SUBSET_SEED))[:count].sort().values
-        images = images[keep]
-    return Reference(ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source)
+    images = conform(ds.take(keep), image_size=image_size, channels=channels) if ds.is_mapped else ds.images[keep]
+    assert isinstance(images, Tensor)
+    return Reference(ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source, ds.resize_filter)

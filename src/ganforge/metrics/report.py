@@ -67,10 +67,12 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"{label:<{width_label}}  {value:>{width_value}}  {note}" for label, value, note in rows]
     ref, ext, protocol = result.get("reference") or {}, result.get("extractor") or {}, result.get("protocol") or {}
     sha = (ext.get("sha256") or "")[:12]
+    resized = f", resized {ref['resize_filter']}" if ref.get("resize_filter") else ""
     lines.append("")
     lines.append(
         f"{result.get('n_samples', '?'):,} samples (seed {result.get('seed', '?')}) vs {ref.get('name')} "
-        f"{ref.get('split')} ({ref.get('count', 0):,}); extractor {ext.get('name')}{f' ({sha})' if sha else ''}"
+        f"{ref.get('split')} ({ref.get('count', 0):,}{resized}); "
+        f"extractor {ext.get('name')}{f' ({sha})' if sha else ''}"
         f"{', per channel' if ext.get('per_channel') else ''}; "
         f"{result.get('time_s', 0):.1f} s"
     )

@@ -105,7 +105,7 @@ def load_split(spec: str, split: str, data_dir: str | None) -> tuple[Tensor, Ten
     if ds.labels is None:
         raise SystemExit(f"{spec} ({split}) has no labels; the extractor needs them")
     log.info("%s %s: %d images from %s", spec, split, len(ds.labels), ds.source)
-    return to_float(ds.images).float(), ds.labels.long()
+    return to_float(ds.in_memory()).float(), ds.labels.long()
 
 
 @torch.no_grad()

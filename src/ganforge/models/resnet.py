@@ -1,10 +1,11 @@
-"""ResNet G and D in the style of SNGAN (Miyato et al. 2018) for 28x28, 32x32 and 64x64 images.
+"""ResNet G and D in the style of SNGAN (Miyato et al. 2018) for 28x28 images and powers of two from 32 to 256.
 
 G: linear to (channels, s, s), up-sampling residual blocks (BatchNorm, ReLU, nearest 2x, 3x3 convs), then
 BatchNorm, ReLU, a 3x3 conv and tanh. D: an "optimized" first block, down-sampling residual blocks, one
 block at the final size, ReLU, global sum pooling and a linear logit; D has no BatchNorm. At equal width
 the channels at each resolution are DCGAN's (28x28: G 2w at 7x7, w at 14x14, w/2 at 28x28; D the mirror
-image), which keeps the 3x3 convs at full resolution thin enough for a CPU.
+image), which keeps the 3x3 convs at full resolution thin enough for a CPU. Beyond 64 px the top stays at
+8 x width and each added block halves again, to a floor of min(width / 2, 16) channels.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ from torch import Tensor, nn
 from ganforge.config import ModelConfig
 from ganforge.models.base import Discriminator, Generator
 from ganforge.models.conditioning import batch_norm, normalize, require_labels
-from ganforge.models.dcgan import layout
+from ganforge.models.dcgan import WIDTH_FLOOR, layout
 from ganforge.models.layers import MinibatchStd
 
 
 def channels(width: int, n_blocks: int) -> list[int]:
-    """G's channels from the start size up to the image size, halving each block: [2w, w, w/2] for 28x28."""
-    return [max(1, width * 2 ** (n_blocks - 1) // 2**i) for i in range(n_blocks + 1)]
+    """G's channels from the start size up to the image size, halving each block: [2w, w, w/2] for 28x28.
+
+    [8w, 4w, 2w, w, w/2] at 64 px; at 128 and 256 px the top stays 8w and the halving stops at the floor.
+    """
+    top = width * 2 ** min(n_blocks - 1, 3)
+    floor = max(1, min(width // 2, WIDTH_FLOOR))  # up to 64 px the finest level is width // 2, never below it
+    return [max(floor, top // 2**i) for i in range(n_blocks + 1)]
 
 
 def _conv(c_in: int, c_out: int, kernel: int, gain: float = 1.0) -> nn.Conv2d:

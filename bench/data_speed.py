@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Data speed: packing JPEGs, the training step from a packed set against in memory, a folder's second start.
+
+    python bench/data_speed.py --work /tmp/data_speed                 # all three parts
+    python bench/data_speed.py --work /tmp/data_speed --part pack     # or: step, start
+
+pack:  1,000 photo-like JPEGs of 512x384 (made here, quality 90) packed to 64x64 and 256x256 by one worker and
+       by one a CPU; images/s per worker, and where one worker's time goes (decode with draft mode, resize, the
+       rest: PNG/npy writing, hashing, IPC).
+step:  train_step on batches from packed: (memory-mapped) and from the same images in memory, in paired
+       alternating rounds in one process, for the dcgan arch at 64x64 and for the seed preset; median ratio.
+start: a folder of 50,000 small JPEGs; `ganforge train --data folder:DIR` twice in fresh processes; the
+       seconds from the process start to the first finished step (the first run packs into the cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def photo_like(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A smooth random picture with edges and grain, which JPEG codes like a photo (not like pure noise)."""
+    coarse = rng.integers(0, 256, (height // 32 + 2, width // 32 + 2, 3)).astype(np.float32)
+    from PIL import Image
+
+    smooth = np.asarray(Image.fromarray(coarse.astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC))
+    y, x = np.mgrid[0:height, 0:width]
+    edges = ((x // 64 + y // 48) % 2 * 40).astype(np.float32)[..., None]
+    grain = rng.normal(0, 6, (height, width, 3))
+    return np.clip(smooth * 0.8 + edges + grain, 0, 255).astype(np.uint8)
+
+
+def make_jpegs(folder: Path, count: int, height: int, width: int, seed: int = 0) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    base = [photo_like(rng, height, width) for _ in range(16)]
+    for k in range(count):  # 16 pictures, each shifted and with its own grain: cheap to make, distinct files
+        path = folder / f"{k:05d}.jpg"
+        if path.is_file():  # made by an earlier, interrupted call
+            continue
+        shifted = np.roll(base[k % 16], (k * 7) % height, axis=0)
+        grain = np.random.default_rng((seed, k)).integers(-4, 5, shifted.shape, dtype=np.int16)
+        Image.fromarray(np.clip(shifted + grain, 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def part_pack(work: Path) -> None:
+    from ganforge.data.pack import default_workers, pack
+    from ganforge.decoding import decode, fit, open_image
+
+    src = work / "jpegs"
+    make_jpegs(src, 1_000, 384, 512)
+    files = sorted(src.glob("*.jpg"))
+    cpus = default_workers()
+    print(f"pack: 1,000 JPEGs 512x384 quality 90 ({sum(f.stat().st_size for f in files) / 1e6:.0f} MB); {cpus} CPUs")
+    for size in (64, 256):
+        for workers in sorted({1, cpus}):
+            out = work / f"packed{size}-{workers}"
+            shutil.rmtree(out, ignore_errors=True)
+            cpu0 = time.process_time()
+            result = pack(f"folder:{src}", out, image_size=size, workers=workers)
+            rate = result.count / result.seconds
+            cpu = f", {result.count / (time.process_time() - cpu0):.0f} img/s per CPU second" if workers == 1 else ""
+            print(f"  {size}x{size}, {workers} worker(s): {result.seconds:5.2f} s wall, {rate:6.0f} img/s, "
+                  f"{rate / workers:6.0f} img/s per worker{cpu}; filter {result.resize_filter}")  # fmt: skip
+            shutil.rmtree(out)
+        # Where one worker's time goes, per image, in CPU seconds of this process (what a core does, whatever
+        # else the machine runs): open + draft decode; the resize; decode() in all; a full-size decode.
+        clock = time.process_time
+        t0 = clock()
+        opened = [open_image(f, draft_side=size) for f in files[:300]]
+        t_open = (clock() - t0) / 300
+        t0 = clock()
+        for image in opened:
+            fit(image, size)
+        t_fit = (clock() - t0) / 300
+        t0 = clock()
+        for f in files[:300]:
+            decode(f, size, 3)
+        t_all = (clock() - t0) / 300
+        t0 = clock()
+        for f in files[:100]:
+            open_image(f)
+        t_full = (clock() - t0) / 100
+        print(f"  {size}x{size} per image, CPU time of one process: decode with draft to "
+              f"{opened[0].size[0]}x{opened[0].size[1]} {t_open * 1e3:.2f} ms, resize {t_fit * 1e3:.2f} ms, "
+              f"decode() in all {t_all * 1e3:.2f} ms = {1 / t_all:.0f} img/s per core; "
+              f"a full-size decode alone {t_full * 1e3:.2f} ms")  # fmt: skip
+
+
+def step_ratio(cfg: object, mapped: object, rounds: int, steps: int) -> tuple[float, float, float, float]:
+    """(packed steps/CPU-s, in-memory steps/CPU-s, median ratio packed / in-memory, the same ratio in wall time)
+    over paired alternating rounds."""
+    import torch
+
+    from ganforge.batches import Batches
+    from ganforge.train import build_state, train_step
+
+    in_memory = type(mapped)(**{**mapped.__dict__})  # a copy of the Dataset, its images read into memory
+    in_memory.images = mapped.in_memory()
+    cpu = torch.device("cpu")
+    runs = {}
+    for name, ds in (("packed", mapped), ("memory", in_memory)):
+        torch.manual_seed(0)
+        runs[name] = (build_state(cfg, cpu), Batches(ds, cfg.batch_size, seed=0, device=cpu))
+        for _ in range(5):  # warm up
+            train_step(runs[name][0], runs[name][1].next, cfg)
+    # Steps a second of this process's CPU time (with OMP_NUM_THREADS=1: of the one core it runs on), which
+    # other jobs on a shared machine disturb far less than wall time; wall time is reported beside it.
+    rates: dict[str, list[float]] = {"packed": [], "memory": [], "packed_wall": [], "memory_wall": []}
+    for r in range(rounds):
+        for name in ("packed", "memory") if r % 2 == 0 else ("memory", "packed"):
+            state, batches = runs[name]
+            t0, w0 = time.process_time(), time.perf_counter()
+            for _ in range(steps):
+                train_step(state, batches.next, cfg)
+            rates[name].append(steps / (time.process_time() - t0))
+            rates[name + "_wall"].append(steps / (time.perf_counter() - w0))
+    ratios = [p / m for p, m in zip(rates["packed"], rates["memory"], strict=True)]
+    wall = [p / m for p, m in zip(rates["packed_wall"], rates["memory_wall"], strict=True)]
+    return (
+        statistics.median(rates["packed"]),
+        statistics.median(rates["memory"]),
+        statistics.median(ratios),
+        (statistics.median(wall)),
+    )
+
+
+def fetch_cost(mapped: Any, batch_size: int, batches: int = 2000) -> tuple[float, float]:
+    """CPU microseconds of Batches.next() alone: (from the map, from memory)."""
+    import torch
+
+    from ganforge.batches import Batches
+
+    in_memory = type(mapped)(**{**mapped.__dict__})
+    in_memory.images = mapped.in_memory()
+    costs = []
+    for ds in (mapped, in_memory):
+        b = Batches(ds, batch_size, seed=0, device=torch.device("cpu"))
+        for _ in range(50):
+            b.next()
+        t0 = time.process_time()
+        for _ in range(batches):
+            b.next()
+        costs.append((time.process_time() - t0) / batches * 1e6)
+    return costs[0], costs[1]
+
+
+def part_step(work: Path, rounds: int, dcgan_steps: int, only: str) -> None:
+    import dataclasses
+
+    from ganforge.config import ModelConfig
+    from ganforge.data import load_dataset
+    from ganforge.data.pack import pack
+    from ganforge.presets import PRESETS
+    from ganforge.speed import resolve_auto
+
+    src = work / "jpegs"
+    make_jpegs(src, 1_000, 384, 512)
+    p64 = work / "step64"
+    if not p64.is_dir():
+        pack(f"folder:{src}", p64, image_size=64)
+    digits = work / "digits28"
+    if not digits.is_dir():
+        pack("mnist-sample", digits)
+    import torch
+
+    dcgan = dataclasses.replace(
+        PRESETS["seed"],
+        model=ModelConfig(arch="dcgan", image_size=64, channels=3, z_dim=100, width=32),
+        batch_size=32,
+        data=f"packed:{p64}",
+    )
+    for name, cfg, data, steps in (
+        ("dcgan 64x64 RGB, width 32, batch 32", dcgan, p64, dcgan_steps),
+        ("seed preset (mlp 28x28, batch 64)", PRESETS["seed"], digits, 200),
+    ):
+        if only != "both" and not name.startswith(only):
+            continue
+        cfg = resolve_auto(cfg, torch.device("cpu"))
+        mapped = load_dataset(f"packed:{data}")
+        assert mapped.is_mapped
+        fetch_mapped, fetch_memory = fetch_cost(mapped, cfg.batch_size)
+        print(f"fetch: {name}: Batches.next() {fetch_mapped:.0f} us from the map, {fetch_memory:.0f} us from memory")
+        packed_rate, memory_rate, ratio, wall = step_ratio(cfg, mapped, rounds, steps)
+        print(
+            f"step: {name}: packed {packed_rate:.2f} steps/CPU-s, in memory {memory_rate:.2f} steps/CPU-s, "
+            f"median ratio {ratio:.3f} (wall time: {wall:.3f}); {rounds} paired rounds of {steps} steps, "
+            f"precision {cfg.precision}"
+        )
+
+
+FIRST_STEP = """
+import sys, time
+import dataclasses
+from ganforge.config import ModelConfig
+from ganforge.loop import load_training_data
+from ganforge.presets import PRESETS
+from ganforge.train import train
+print(f"imported_at={time.time()} cpu={time.process_time()}", flush=True)
+cfg = dataclasses.replace(PRESETS["seed"], data=sys.argv[1], steps=1, out_dir=sys.argv[2], sample_every=0,
+    checkpoint_every=0, check_every=0, log_every=0, device="cpu",
+    model=ModelConfig(arch="dcgan", image_size=64, channels=3, z_dim=100, width=64))
+dataset = load_training_data(cfg)  # what train() would call first
+print(f"data_at={time.time()} cpu={time.process_time()}", flush=True)
+def on_step(step, logged):
+    if step == 1:
+        print(f"first_step_at={time.time()} cpu={time.process_time()}", flush=True)
+train(cfg, dataset=dataset, on_step=on_step)
+"""
+
+
+def part_start(work: Path, count: int) -> None:
+    folder = work / f"folder{count}"
+    make_jpegs(folder, count, 96, 128, seed=1)
+    home = work / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "GANFORGE_HOME": str(home), "PYTHONPATH": str(REPO / "src")}
+    for run in ("first (packs into the cache)", "second", "third"):
+        out = work / "start-run"
+        shutil.rmtree(out, ignore_errors=True)
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-c", FIRST_STEP, f"folder:{folder}", str(out)], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        marks = {}
+        for line in proc.stdout.splitlines():
+            if "_at=" in line:
+                key, rest = line.split("_at=")
+                wall, cpu = rest.split(" cpu=")
+                marks[key] = (float(wall) - t0, float(cpu))
+        print(
+            f"start: {count:,}-image folder, {run} run: first step {marks['first_step'][0]:.1f} s after the "
+            f"process started (imports done {marks['imported'][0]:.1f} s, data ready {marks['data'][0]:.1f} s); "
+            f"CPU time {marks['first_step'][1]:.1f} s (imports {marks['imported'][1]:.1f} s, data "
+            f"{marks['data'][1] - marks['imported'][1]:.1f} s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default="/tmp/data_speed", help="scratch folder for the made data")
+    parser.add_argument("--part", choices=("pack", "step", "start", "all"), default="all")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--dcgan-steps", type=int, default=5, help="dcgan steps a round (the seed preset: 200)")
+    parser.add_argument("--step-only", choices=("both", "dcgan", "seed"), default="both")
+    parser.add_argument("--folder-count", type=int, default=50_000)
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("GANFORGE_HOME", str(work / "home"))
+    if args.part in ("pack", "all"):
+        part_pack(work)
+    if args.part in ("step", "all"):
+        part_step(work, args.rounds, args.dcgan_steps, args.step_only)
+    if args.part in ("start", "all"):
+        part_start(work, args.folder_count)
+
+
+if __name__ == "__main__":
+    main()
