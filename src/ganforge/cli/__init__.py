@@ -22,6 +22,8 @@ SUBCOMMANDS = (
     "serve",
     "data",
     "report",
+    "project",
+    "pretrained",
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 import numpy as np
 import torch
@@ -35,8 +35,8 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(wide, 0, 255).astype(np.uint8))
 
 
-def _open_image(path: Path) -> tuple[Image.Image, bool]:
-    """One image as "L" or "RGB" (first frame; alpha over white), and whether it is grey."""
+def open_image(path: Path | IO[bytes]) -> tuple[Image.Image, bool]:
+    """One image (a path or a binary file object) as "L" or "RGB" (first frame; alpha over white), and whether grey."""
     with Image.open(path) as opened:
         opened.seek(0)
         opened.load()
@@ -97,7 +97,7 @@ def native_shape(root: str | Path, *, probe: int = 64) -> tuple[int, int]:
     all_grey = True
     for path in find_images(root)[:probe]:
         try:
-            image, is_grey = _open_image(path)
+            image, is_grey = open_image(path)
         except Exception:  # counted when the folder is loaded
             continue
         side = min(image.size)
@@ -134,7 +134,7 @@ def load_folder(root: str | Path, *, image_size: int | None = None, channels: in
     skipped: list[str] = []
     for path in paths:
         try:
-            image, is_grey = _open_image(path)
+            image, is_grey = open_image(path)
         except Exception as e:  # a corrupt file can fail anywhere in a decoder
             skipped.append(f"{path.name}: {e}")
             continue
