@@ -24,13 +24,15 @@ def is_spec(text: str | Path) -> bool:
     return isinstance(text, str) and text.startswith(PREFIX)
 
 
-def names(folder: Path = FOLDER) -> list[str]:
+def names(folder: Path | None = None) -> list[str]:
     """The shipped generators' names, sorted."""
+    folder = FOLDER if folder is None else folder
     return sorted(p.stem for p in folder.glob("*.safetensors"))
 
 
-def recorded_hashes(folder: Path = FOLDER) -> dict[str, str]:
+def recorded_hashes(folder: Path | None = None) -> dict[str, str]:
     """file name -> sha256, from SHA256SUMS (`<hex>  <name>` lines)."""
+    folder = FOLDER if folder is None else folder
     sums = folder / SHA256SUMS
     if not sums.is_file():
         return {}
@@ -38,8 +40,9 @@ def recorded_hashes(folder: Path = FOLDER) -> dict[str, str]:
     return {name.strip().lstrip("*"): digest for digest, name in pairs}
 
 
-def resolve(spec: str, folder: Path = FOLDER) -> Path:
+def resolve(spec: str, folder: Path | None = None) -> Path:
     """`pretrained:NAME` -> the path of its generator file, checked against the recorded sha256."""
+    folder = FOLDER if folder is None else folder
     name = spec[len(PREFIX) :] if spec.startswith(PREFIX) else spec
     path = folder / f"{name}.safetensors"
     available = names(folder)
@@ -56,8 +59,9 @@ def resolve(spec: str, folder: Path = FOLDER) -> Path:
     return path
 
 
-def card(name: str, folder: Path = FOLDER) -> dict[str, Any]:
+def card(name: str, folder: Path | None = None) -> dict[str, Any]:
     """NAME.json: what the generator is, how it was trained, its eval figures ({} when missing)."""
+    folder = FOLDER if folder is None else folder
     path = folder / f"{name}.json"
     if not path.is_file():
         return {}
@@ -68,8 +72,9 @@ def card(name: str, folder: Path = FOLDER) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def listing(folder: Path = FOLDER) -> list[dict[str, Any]]:
+def listing(folder: Path | None = None) -> list[dict[str, Any]]:
     """One row a shipped generator: name, description, size in bytes, headline figure."""
+    folder = FOLDER if folder is None else folder
     rows = []
     for name in names(folder):
         info = card(name, folder)
