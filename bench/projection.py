@@ -100,7 +100,9 @@ def _held_out(used: str, targets: torch.Tensor, recon: torch.Tensor, labels, dat
         "held_out_feature_cosine_median": round(float(cosine.median()), 4),
         "held_out_class_agreement": round(float((l_out.argmax(1) == truth).float().mean()), 4),
         "held_out_class_agreement_with": "true label" if knows_labels else "its reading of the input",
-    }
+        **({"held_out_accuracy_on_inputs": round(float((l_in.argmax(1) == labels).float().mean()), 4)}
+           if knows_labels else {}),
+    }  # fmt: skip
 
 
 def _cpu() -> str:

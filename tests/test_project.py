@@ -166,3 +166,12 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(plain, tmp_path, capsys):
     assert run("sample", plain, "--latents", wrong, "--out", tmp_path / "x.png") == 2
     assert "(N, 6)" in capsys.readouterr().err
     assert run("sample", plain, "--interpolate", "4", "--out", tmp_path / "x.png") == 2
+
+
+def test_a_2d_model_is_refused(tmp_path):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", image_size=1, channels=2, z_dim=4, width=8, out_activation="none")
+    path = tmp_path / "generator.safetensors"
+    save_generator(path, build_generator(cfg), cfg, {"preset": "toy-ring", "step": 1, "data": "toy:ring8", "seed": 0})
+    with pytest.raises(ConfigError, match="2-D points"):
+        project(load_generator(path), torch.zeros(1, 2, 1, 1))
