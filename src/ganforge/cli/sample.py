@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("generator", metavar="RUN_OR_FILE", help="run directory or generator.safetensors")
+    p.add_argument("generator", metavar="RUN_OR_FILE", help="run directory, generator.safetensors or pretrained:NAME")
     p.add_argument(
         "--n",
         type=int,
