@@ -198,7 +198,9 @@ def project(
     if extractor == "auto":
         extractor = extractor_for(G)
         if extractor is None:
-            log.info("no shipped extractor reads %s images; projecting by pixel distance alone", G.cfg.shape)
+            c, h, w = G.cfg.shape
+            what = f"{w}x{h} {'grey' if c == 1 else 'RGB' if c == 3 else f'{c}-channel'}"
+            log.info("no shipped extractor reads %s images; projecting by pixel distance alone", what)
     assert not isinstance(extractor, str)
     device = next(G.parameters()).device
     targets = targets.to(device)
