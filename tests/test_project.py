@@ -76,6 +76,17 @@ def test_projection_is_seeded(plain):
     assert not torch.equal(a.z, c.z)
 
 
+def test_an_images_result_does_not_depend_on_the_others(plain):
+    G = load_generator(plain)
+    targets = generate(G, latents(3, G.cfg.z_dim, seed=1))
+    alone = project(G, targets[:1], steps=12, starts=2, batch=1)
+    among = project(G, targets, steps=12, starts=2, batch=1)  # its random starts are the first rows of one stream
+    assert torch.equal(alone.z[0], among.z[0]) and among.z.shape == (3, G.cfg.z_dim)
+    ticks = []
+    project(G, targets, steps=12, starts=1, batch=2, on_step=lambda done, total: ticks.append((done, total)))
+    assert ticks[-1] == (24, 24) and len(ticks) == 24
+
+
 def test_conditional_projection_keeps_a_fixed_class_and_refuses_a_bad_one(conditional):
     G = load_generator(conditional)
     targets = generate(G, latents(2, G.cfg.z_dim, seed=1), torch.tensor([0, 2]))

@@ -37,6 +37,7 @@ SEARCH_LR = 0.1
 REFINE_LR = 0.05
 FEATURE_WEIGHT = 1.0  # weight of (1 - feature cosine) beside the pixel MSE (images in [-1, 1])
 LATENT_WEIGHT = 1e-3  # a weak N(0, 1) prior on z: mean(z^2), keeps z where G was trained
+BATCH = 64  # images projected together; with 4 starts and 2 classes, 512 rows in the search
 TOP_CLASSES = 2  # a conditional G with an extractor: the extractor's two likeliest classes are tried
 MAX_PIXELS = 4096 * 4096  # an input image larger than this is refused before it is decoded
 
@@ -149,7 +150,7 @@ def _adam(
     *,
     steps: int,
     lr: float,
-    on_step: Callable[[int], None] | None,
+    tick: Callable[[], None],
 ) -> Tensor:
     """Adam on z alone (G's weights get no gradient, so G may serve other requests meanwhile); cosine lr decay."""
     z = z.clone().requires_grad_(True)
@@ -161,8 +162,7 @@ def _adam(
         # Summed, so each row's gradient is its own: Adam then moves every row as if it were alone.
         (z.grad,) = torch.autograd.grad(loss.sum(), [z])
         opt.step()
-        if on_step is not None:
-            on_step(step)
+        tick()
     return z.detach()
 
 
@@ -175,6 +175,7 @@ def project(
     label: int | None = None,
     seed: int = 0,
     extractor: Extractor | None | str = "auto",
+    batch: int = BATCH,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Projection:
     """Project targets (N, C, H, W) in [-1, 1] into G's latent space; the same inputs and seed give the same result.
@@ -182,7 +183,8 @@ def project(
     Args:
         label: fix the class of a conditional G; None tries the extractor's likeliest classes (all without one).
         extractor: "auto" picks the shipped one for 28x28 grey models (None elsewhere: pixel distance alone).
-        on_step: called as on_step(step, steps) after every Adam step.
+        batch: images projected together (with all their starts and classes); bounds the memory.
+        on_step: called as on_step(done, total) after every Adam step of every batch.
 
     Example:
         >>> result = project(G, read_images(["seven.png"], G.cfg.shape), steps=200)
@@ -190,11 +192,11 @@ def project(
     # 1. Check the inputs.
     if is_points(G.cfg.shape):
         raise ConfigError("this generator makes 2-D points, not images; projection needs an image model")
-    if steps < 4 or starts < 1:
-        raise ConfigError(f"projection needs steps >= 4 and starts >= 1; got {steps} and {starts}")
+    if steps < 4 or starts < 1 or batch < 1:
+        raise ConfigError(f"projection needs steps >= 4, starts >= 1, batch >= 1; got {steps}, {starts}, {batch}")
     targets = torch.as_tensor(targets).float()
-    if targets.ndim != 4 or tuple(targets.shape[1:]) != tuple(G.cfg.shape):
-        raise ConfigError(f"targets must be (N, {', '.join(map(str, G.cfg.shape))}); got {tuple(targets.shape)}")
+    if targets.ndim != 4 or tuple(targets.shape[1:]) != tuple(G.cfg.shape) or not len(targets):
+        raise ConfigError(f"targets must be (N >= 1, {', '.join(map(str, G.cfg.shape))}); got {tuple(targets.shape)}")
     if extractor == "auto":
         extractor = extractor_for(G)
         if extractor is None:
@@ -203,42 +205,77 @@ def project(
             log.info("no shipped extractor reads %s images; projecting by pixel distance alone", what)
     assert not isinstance(extractor, str)
     device = next(G.parameters()).device
-    targets = targets.to(device)
-    n, z_dim = targets.size(0), G.cfg.z_dim
     if extractor is not None:
         extractor.net.to(device)
+    n = targets.size(0)
+    done, total = 0, steps * math.ceil(n / batch)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if on_step is not None:
+            on_step(done, total)
+
+    # 2. Every batch of images on its own. Image i's random starts are rows of one seeded stream, the same
+    # for any N and batch (a seed's first k latents do not depend on how many are drawn).
+    parts = []
+    for first in range(0, n, batch):
+        chunk = targets[first : first + batch].to(device)
+        classes = _candidate_classes(G, chunk, label, extractor)
+        per_image = starts * (1 if classes is None else classes.size(1))
+        z0 = latents((first + len(chunk)) * per_image, G.cfg.z_dim, seed=seed)[first * per_image :].to(device)
+        parts.append(_project_batch(G, chunk, classes, z0, extractor, starts=starts, steps=steps, tick=tick))
+    z, y, images, pixel, cosine = (_cat([p[k] for p in parts]) for k in range(5))
+    assert z is not None and images is not None and pixel is not None
+    return Projection(
+        z=z, labels=y, images=images, targets=targets, pixel_mse=pixel, feature_cosine=cosine,
+        extractor=None if extractor is None else extractor.name,
+    )  # fmt: skip
+
+
+def _cat(parts: list[Tensor | None]) -> Tensor | None:
+    return None if any(p is None for p in parts) else torch.cat([p for p in parts if p is not None])
+
+
+def _project_batch(
+    G: Generator,
+    targets: Tensor,
+    classes: Tensor | None,
+    z0: Tensor,
+    extractor: Extractor | None,
+    *,
+    starts: int,
+    steps: int,
+    tick: Callable[[], None],
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor | None]:
+    """(z, classes, images, pixel MSE, feature cosine) for one batch of targets; z0: their starts, image-major."""
+    n = targets.size(0)
+    per_image = z0.size(0) // n
+    device = targets.device
     with torch.no_grad():
         target_features = None if extractor is None else extractor.net(targets)[0]
-    classes = _candidate_classes(G, targets, label, extractor)
-    per_image = starts * (1 if classes is None else classes.size(1))
     search_steps = max(1, round(steps * SEARCH_FRACTION))
-    progress = 0
 
-    def tick(_: int) -> None:
-        nonlocal progress
-        progress += 1
-        if on_step is not None:
-            on_step(progress, steps)
-
-    # 2. Search: every start and class of every image in one batch, by pixel distance (the cheap part of the loss).
-    z0 = latents(n * per_image, z_dim, seed=seed).to(device)  # row i * per_image + j: candidate j of image i
+    # 1. Search: every start and class of every image in one batch, by pixel distance (the cheap part of the loss).
     y0 = None if classes is None else classes.repeat_interleave(starts, dim=1).reshape(-1).to(device)
     target_rows = targets.repeat_interleave(per_image, dim=0)
-    z_search = _adam(G, z0, y0, target_rows, None, None, steps=search_steps, lr=SEARCH_LR, on_step=tick)
+    z_search = _adam(G, z0, y0, target_rows, None, None, steps=search_steps, lr=SEARCH_LR, tick=tick)
     with torch.no_grad():
         features_rows = None if target_features is None else target_features.repeat_interleave(per_image, dim=0)
         score, _, _ = _distance(G, z_search, y0, target_rows, features_rows, extractor)
     best = score.reshape(n, per_image).argmin(1) + torch.arange(n, device=device) * per_image
 
-    # 3. Refine the best candidate of each image on the whole distance, pixels and features.
+    # 2. Refine the best candidate of each image on the whole distance, pixels and features.
     y = None if y0 is None else y0[best]
     z = _adam(G, z_search[best], y, targets, target_features, extractor, steps=steps - search_steps, lr=REFINE_LR,
-              on_step=tick)  # fmt: skip
+              tick=tick)  # fmt: skip
     with torch.no_grad():
         _, pixel, cosine = _distance(G, z, y, targets, target_features, extractor)
         images = G(z, y).float()
-    return Projection(
-        z=z.cpu(), labels=None if y is None else y.cpu(), images=images.cpu(), targets=targets.cpu(),
-        pixel_mse=pixel.cpu(), feature_cosine=None if cosine is None else cosine.cpu(),
-        extractor=None if extractor is None else extractor.name,
-    )  # fmt: skip
+    return (
+        z.cpu(),
+        None if y is None else y.cpu(),
+        images.cpu(),
+        pixel.cpu(),
+        None if cosine is None else cosine.cpu(),
+    )
