@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ganforge.cli.common import add_device_arg
+from ganforge.cli.common import add_device_arg, progress_bars
 from ganforge.errors import ConfigError
 
 DEFAULT_STEPS = 200  # ganforge.project.DEFAULT_STEPS, written out so that `--help` needs no torch
@@ -85,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
     # 2. Load G and every input before anything is written: a bad image leaves no half-made folder.
     G = load_generator(args.generator, device=resolve_device(args.device))
     targets = read_images(args.images, G.cfg.shape)
-    result = project(G, targets, steps=args.steps, starts=args.starts, label=args.label, seed=args.seed)
+    bars = progress_bars()
+    on_step = None if bars is None else (lambda done, total: bars("projecting", done, total))
+    result = project(G, targets, steps=args.steps, starts=args.starts, label=args.label, seed=args.seed,
+                     on_step=on_step)  # fmt: skip
 
     # 3. Write the latents, the reconstructions, the before/after grid and the distances.
     with atomic_path(out / LATENTS_FILE) as tmp, open(tmp, "wb") as f:
