@@ -114,7 +114,7 @@ def _candidate_classes(G: Generator, targets: Tensor, label: int | None, extract
     n = targets.size(0)
     if num_classes == 0:
         if label is not None:
-            raise ConfigError("this generator is unconditional; drop --class")
+            raise ConfigError(f"this generator is unconditional; drop the class (--class {label})")
         return None
     if label is not None:
         if not 0 <= label < num_classes:
