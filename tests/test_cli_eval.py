@@ -55,6 +55,8 @@ def run(*args):
         (["--json", "{tmp}"], "is a folder"),
         (["--json", "{tmp}/out/"], "is a folder"),
         (["--device", "cuda:x"], "unknown device 'cuda:x'"),
+        (["--inception-weights", "{tmp}/none.pth"], "none.pth is not a file; pass torch-fidelity's weights-inception"),
+        (["--inception-weights", "{tmp}", "--extractor", "mnist"], "--inception-weights is for --extractor inception"),
     ],
 )
 def test_bad_options_fail_in_one_line_before_the_evaluation(tmp_path, run_dir, calls, capsys, flags, needle):
@@ -63,6 +65,20 @@ def test_bad_options_fail_in_one_line_before_the_evaluation(tmp_path, run_dir, c
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("ganforge: error:") and needle in err[-1], err
     assert calls == []  # refused before sampling a single image
+
+
+def test_inception_weights_reach_evaluate_and_scores_name_their_extractor(tmp_path, run_dir, calls, capsys):
+    weights = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"checked by evaluate, which is a stub here")
+    assert run(run_dir, "--inception-weights", weights) == 0
+    assert calls[0][1]["inception_weights"] == str(weights)
+    calls.clear()
+    assert run(run_dir) == 0 and calls[0][1]["inception_weights"] is None
+    out = capsys.readouterr().out
+    assert "FID (mnist features)" not in out  # the stub's result names no extractor: the label stays plain
+    result = {**RESULT, "extractor": {"name": "inception", "label": "Inception"}}
+    table = ganforge.metrics.format_table(result)
+    assert "FID (Inception)" in table and "KID (Inception)" in table
 
 
 def test_max_n_raises_the_cap(run_dir, calls):

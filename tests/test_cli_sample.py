@@ -8,7 +8,7 @@ from PIL import Image
 from ganforge.checkpoint import load_generator, save_generator
 from ganforge.cli import main
 from ganforge.config import ModelConfig
-from ganforge.images import png_text
+from ganforge.images import make_grid, png_text
 from ganforge.models import build_generator
 from ganforge.sample import sample, sample_per_class, save_samples
 
@@ -88,9 +88,11 @@ def test_per_class_grid_has_one_row_a_class_with_shared_latents(tmp_path, condit
     assert not torch.equal(images[:4], images[4:8])
     out = tmp_path / "rows.png"
     assert run(conditional, "--per-class", "--n", "4", "--seed", "1", "--out", out) == 0
-    with Image.open(out) as im:
-        assert im.size == (4 * 10 + 2, 3 * 10 + 2)  # 4 columns, 3 rows (one a class)
+    with Image.open(out) as im:  # 4 columns, 3 rows (one a class), after a margin naming the rows
+        assert im.size[1] == 3 * 10 + 2 and im.size[0] > 4 * 10 + 2
+        tiles = np.asarray(im)[:, -(4 * 10 + 2) :]
     assert png_text(out)["ganforge:class"] == "per-class"
+    assert np.array_equal(tiles, make_grid(images, nrow=4)[:, :, 0])  # the margin added, nothing of the grid changed
 
 
 def test_per_class_on_an_unconditional_generator_is_one_line_and_exit_2(tmp_path, plain, capsys):
@@ -164,3 +166,78 @@ def test_a_2d_model_writes_a_scatter_plot_over_the_modes(tmp_path):
     assert text["ganforge:index"] == "0-2499" and text["ganforge:seed"] == "3"
     assert text["ganforge:plot"] == "scatter of 2-D points"
     assert run(path, "--out", f"{tmp_path}/dir/") == 2  # one plot, not a folder of points
+
+
+def test_the_default_out_never_overwrites_a_file(plain, tmp_path, monkeypatch, capsys):
+    """Issue 29: `sample RUN` with no --out used to write ./samples.png, over a run's own grid when run inside it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "samples.png").write_bytes(b"the run's own grid")
+    assert run(plain) == 0 and run(plain) == 0 and run(plain, "--seed", "4") == 0
+    assert (tmp_path / "samples.png").read_bytes() == b"the run's own grid"
+    assert {p.name for p in tmp_path.glob("sample_seed*.png")} == {"sample_seed0.png", "sample_seed0-2.png",
+                                                                   "sample_seed4.png"}  # fmt: skip
+    assert "sample_seed" in capsys.readouterr().out
+
+
+def test_the_default_out_is_in_the_help(capsys):
+    assert run("--help") == 0
+    assert "sample_seed<SEED>.png" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_runs_own_files_are_refused_as_out(tmp_path, plain, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    for name in ("config.json", "metrics.jsonl"):
+        (run_dir / name).write_text("{}\n")
+    for out in (run_dir / "samples.png", run_dir / "samples" / "step_0000100.png"):
+        assert run(plain, "--out", out) == 2
+        assert "is a file of the run" in capsys.readouterr().err
+        assert not out.exists()
+    assert run(plain, "--out", run_dir / "mine.png") == 0  # anything else in the folder is the user's to write
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--out", "grid.gif"], "writes .png"),
+        (["--seed", "-1"], "--seed must be an integer from 0"),
+        (["--seed", "123456789012345678901"], "--seed must be an integer from 0"),
+        (["--truncation", "0"], "truncation must be in (0, 1]"),
+    ],
+)
+def test_options_are_checked_before_the_model_loads(tmp_path, flags, message, capsys, monkeypatch):
+    import ganforge.checkpoint
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the generator was loaded before the options were checked")
+
+    monkeypatch.setattr(ganforge.checkpoint, "load_generator", refuse)
+    assert run(tmp_path / "missing.safetensors", *flags) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_per_class_rows_are_labelled_with_the_class_names(tmp_path):
+    """Issue 29: --per-class grids carried no class names."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", image_size=8, channels=1, z_dim=6, width=16, num_classes=3)
+    named = tmp_path / "named.safetensors"
+    save_generator(named, build_generator(cfg), cfg, {"class_names": ["cat", "dog", "sneaker"]})
+    assert run(named, "--per-class", "--n", "4", "--out", tmp_path / "grid.png") == 0
+    assert png_text(tmp_path / "grid.png")["ganforge:rows"] == '["cat", "dog", "sneaker"]'
+    labelled = np.asarray(Image.open(tmp_path / "grid.png"))
+    plain_grid = tmp_path / "plain.png"
+    save_samples(load_generator(named), plain_grid, 4, labels=[0, 0, 0, 0], nrow=4)
+    # The margin adds width, and it holds drawn text (bright pixels on the black margin).
+    assert labelled.shape[1] > np.asarray(Image.open(plain_grid)).shape[1] + 10
+    margin = labelled[:, : labelled.shape[1] - np.asarray(Image.open(plain_grid)).shape[1]]
+    assert (margin > 128).sum() > 20
+    unnamed = _save(tmp_path / "unnamed", num_classes=3)
+    assert run(unnamed, "--per-class", "--n", "2", "--out", tmp_path / "grid2.png") == 0
+    assert png_text(tmp_path / "grid2.png")["ganforge:rows"] == '["0", "1", "2"]'
+
+
+def test_an_existing_folder_without_a_trailing_slash_is_a_folder_out(plain, tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    assert run(plain, "--n", "3", "--out", folder) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["seed0_00000.png", "seed0_00001.png", "seed0_00002.png"]

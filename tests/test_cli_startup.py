@@ -104,3 +104,30 @@ def test_data_names_in_the_help_match_the_library():
     from ganforge.data import DOWNLOADABLE as LIBRARY
 
     assert DOWNLOADABLE == LIBRARY
+
+
+def test_ctrl_c_during_start_up_is_one_line_and_130(monkeypatch, capsys):
+    """Issue 29: Ctrl-C while training was starting printed a 45-line traceback."""
+    import ganforge.cli.train
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ganforge.cli.train, "run", interrupted)
+    assert main(["train", "--steps", "5"]) == 130
+    assert capsys.readouterr().err == "ganforge: interrupted\n"
+
+
+def test_sigint_while_a_real_process_starts(tmp_path):
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ganforge", "train", "--data", "mnist-sample", "--steps", "5", "--out", tmp_path / "r"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(0.5)  # importing torch alone takes longer: this lands in start-up
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "ganforge: interrupted"

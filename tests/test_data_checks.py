@@ -89,7 +89,8 @@ def test_data_dir_with_only_the_test_split(shared_mnist):
         f"mnist: the training split is missing from {shared_mnist} "
         "(it holds t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; "
         "expected train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]); add those files, "
-        f"or run `ganforge data prepare mnist --data-dir {shared_mnist}` where a network is"
+        f"run `ganforge data prepare mnist --data-dir {shared_mnist}` where a network is, "
+        f"or train on the files it has with --data idx:{shared_mnist}"
     )
     with pytest.raises(DataError, match="the training split is missing"):
         load_dataset("mnist", split="all", data_dir=shared_mnist)

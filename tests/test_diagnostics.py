@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -213,3 +215,66 @@ def test_probe_without_an_extractor_measures_pixel_diversity():
     assert 0.9 < probe.check(Replay(to_float(images).float(), cfg))["diversity_ratio"] < 1.1
     assert probe.check(Replay(to_float(images[:1]).float().expand(200, -1, -1, -1), cfg))["diversity_ratio"] == 0
     assert probe.fid_2k(Replay(to_float(images).float(), cfg)) is None
+
+
+def test_a_toy_run_with_no_sample_near_a_mode_has_not_learned_the_data():
+    """Issue 29: toy-ring after 600 steps was "covered 0 of 8 modes ... mode KL 0.01: no warnings"."""
+    from ganforge.data.toy import toy_modes
+    from ganforge.metrics import toy
+
+    centers, std = toy_modes("toy:ring8")
+    spread = torch.randn(2_000, 2, generator=torch.Generator().manual_seed(0)) * 0.05  # all near the origin
+    assert toy.near_mode_histogram(spread, centers, std) is None
+    assert toy.mode_histogram(spread, centers, std).sum() == pytest.approx(1.0)  # nearest modes still exist
+    check = {"modes_covered": 0.0, "num_modes": 8.0, "high_quality": 0.0}
+    line = summary_line(check, [], step=600)
+    assert "has not learned the data" in line and "mode KL undefined" in line and "no warnings" not in line
+    images = {"classes_covered": 0.0, "num_classes": 10.0, "mode_kl": 2.3, "diversity_ratio": 0.1}
+    assert "has not learned the data" in summary_line(images, [], step=5_000)
+
+
+def test_a_short_run_is_too_early_to_judge_not_collapsed():
+    """Issue 29: every short run was judged collapsed, with advice to try seed-stable or dcgan, even mnist-hq."""
+    young = {"classes_covered": 1.0, "num_classes": 10.0, "mode_kl": 2.2, "diversity_ratio": 0.2}
+    line = summary_line(young, [], step=400)
+    assert "too early to judge" in line and "collapsed" not in line and "--preset" not in line
+    assert "collapsed" in summary_line(young, [], step=4_000)
+
+
+def test_collapse_advice_never_points_at_a_worse_preset():
+    from ganforge.diagnostics import PRESET_LADDER, collapse_advice
+
+    assert collapse_advice("seed") == "try --augment ada, or --preset seed-stable / --preset dcgan / --preset mnist-hq"
+    assert "seed-stable" not in collapse_advice("dcgan") and "mnist-hq" in collapse_advice("dcgan")
+    assert "--preset" not in collapse_advice("mnist-hq") and "--preset" not in collapse_advice("fashion-mnist")
+    assert "--augment ada" not in collapse_advice("mnist-hq", augment="ada")
+    for i, preset in enumerate(PRESET_LADDER):
+        named = re.findall(r"--preset ([\w-]+)", collapse_advice(preset))
+        assert named == list(PRESET_LADDER[i + 1 :])
+    old = {"classes_covered": 3.0, "num_classes": 10.0, "mode_kl": 1.2, "diversity_ratio": 0.6}
+    assert summary_line(old, [], step=16_000, advice=collapse_advice("mnist-hq")).endswith(
+        "collapsed; try --augment ada"
+    )
+
+
+def test_the_probes_reference_figures_are_cached_for_the_next_start(monkeypatch):
+    """Issue 29: the checks cost a third of a seed run; the 10,000-image FID reference was most of it, every start."""
+    from ganforge.metrics import cache
+
+    monkeypatch.setattr(diagnostics, "FID_REFERENCE", 1_500)  # fewer images, the same path
+    data = load_dataset("mnist-sample")
+    model = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
+    G = build_generator(model)
+    first = QualityProbe.build(model, data, seed=3)
+    fid = first.fid_2k(G)
+    computed = []
+    real_extract = diagnostics.extract
+    monkeypatch.setattr(diagnostics, "extract", lambda x, *a, **k: computed.append(len(x)) or real_extract(x, *a, **k))
+    second = QualityProbe.build(model, data, seed=3)
+    assert second.real_diversity == first.real_diversity and np.array_equal(second.real_hist, first.real_hist)
+    assert second.fid_2k(G) == fid
+    assert computed == [2_000]  # only the generated samples went through the extractor: the references were read
+    for path in cache.metrics_cache_dir().glob("probe-*.safetensors"):
+        path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)  # corrupt the cached tensors
+    third = QualityProbe.build(model, data, seed=3)
+    assert third.real_diversity == first.real_diversity and third.fid_2k(G) == fid

@@ -111,8 +111,8 @@ def test_toy_data_is_scored_on_its_points():
 
 
 def test_too_few_samples_names_the_minimum(generator, digits):
-    with pytest.raises(ConfigError, match="at least 1000 samples"):
-        evaluate(generator, data="mnist-sample", n=500)
+    with pytest.raises(ConfigError, match="at least 6 samples"):
+        evaluate(generator, data="mnist-sample", n=5)
     with pytest.raises(ConfigError, match="at least 6 samples"):
         evaluate(images=digits[:5], data="mnist-sample", metrics=["precision_recall", "density_coverage"])
     with pytest.raises(ConfigError, match="unknown metrics"):
@@ -185,3 +185,21 @@ def test_a_conditional_generator_is_scored_on_whether_it_draws_the_class_asked_f
     assert honest["class_match"] > 0.9 and shifted["class_match"] < 0.1
     assert "class match" in format_table(honest)
     assert "class_match" not in evaluate(generator, data="mnist-sample", n=300, metrics=["modes"], **SMALL)
+
+
+def test_a_few_hundred_images_score_with_a_warning_about_their_spread(digits, caplog):
+    """Issue 29: eval refused fewer than 1,000 images, so a 300-image folder could not be scored at all."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="ganforge.metrics"):
+        result = evaluate(images=digits[:300], data="mnist-sample")
+    assert result["n_samples"] == 300 and result["fid"] >= 0 and result["kid"] is not None
+    assert result["protocol"]["kid_subset_size"] == 300
+    assert 0 < result["fid_bootstrap_std"] < 10 * result["fid"] + 1
+    warned = [r.getMessage() for r in caplog.records if "only 300 samples" in r.getMessage()]
+    assert len(warned) == 1 and f"std {result['fid_bootstrap_std']:.2f}" in warned[0]
+    # 1,000 or more: no warning, no bootstrap.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ganforge.metrics"):
+        full = evaluate(images=digits[:1000], data="mnist-sample")
+    assert "fid_bootstrap_std" not in full and not [r for r in caplog.records if "only" in r.getMessage()]

@@ -47,9 +47,14 @@ def test_extractor_choice_and_unknown_names():
         extract_features(torch.zeros(2, 1, 28, 28), extractor="vgg")
 
 
-def test_inception_without_torch_fidelity_or_weights_is_a_clear_error(monkeypatch, tmp_path):
+def test_inception_without_its_weights_file_says_where_one_comes_from(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # not this machine's torch.hub cache
     monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(tmp_path / "missing.pth"))
-    with pytest.raises(ConfigError, match="inception"):
+    with pytest.raises(ConfigError, match="missing.pth do not exist") as info:
+        load_extractor("inception")
+    assert "weights-inception-2015-12-05-6726825d.pth" in str(info.value) and "--inception-weights" in str(info.value)
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS")
+    with pytest.raises(ConfigError, match="never downloads it.*pt_inception-2015-12-05-6726825d.pth"):
         load_extractor("inception")
 
 

@@ -42,6 +42,9 @@ def _generator_file(folder, num_classes: int = 0):
     return path
 
 
+KEY = bytes(range(32))  # the module's servers outlive each test's GANFORGE_HOME, so they get a key of their own
+
+
 @pytest.fixture(scope="module")
 def G_file(tmp_path_factory):
     return _generator_file(tmp_path_factory.mktemp("gen"))
@@ -59,20 +62,28 @@ def G_cond(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(G):
-    with TestClient(make_app(G, max_n=64, max_steps=16)) as c:
+    with TestClient(make_app(G, max_n=64, max_steps=16, watermark=KEY)) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def client_cond(G_cond):
-    with TestClient(make_app(G_cond)) as c:
+    with TestClient(make_app(G_cond, watermark=KEY)) as c:
         yield c
 
 
 def _decode(png: bytes) -> tuple[np.ndarray, dict[str, str]]:
+    """Pixels and text chunks (the XMP packet left out, as png_text does)."""
     with Image.open(io.BytesIO(png)) as im:
         im.load()
-        return np.asarray(im), dict(im.text)
+        return np.asarray(im), {k: v for k, v in im.text.items() if k != "XML:com.adobe.xmp"}
+
+
+def _marked(G, pixels: np.ndarray) -> np.ndarray:
+    """What the module's servers send for these pixels: marked with KEY."""
+    from ganforge.marking import make_marker
+
+    return make_marker(KEY, G.sha256).apply(pixels)
 
 
 def _json_pixels(response) -> np.ndarray:
@@ -105,7 +116,7 @@ def test_generate_json_matches_the_unbatched_forward(client, G):
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = r.json()
     assert (body["seed"], body["n"], len(body["images"])) == (7, 5, 5)
-    expected = to_uint8(sample(G, 5, seed=7))  # the server draws exactly what the library draws
+    expected = _marked(G, to_uint8(sample(G, 5, seed=7)))  # the server draws (and marks) what the library does
     np.testing.assert_array_equal(_json_pixels(r), expected[..., 0])
 
 
@@ -156,7 +167,7 @@ def test_interpolate(client, G):
     r = client.post("/v1/interpolate", json={"seed_a": 1, "seed_b": 2, "steps": 6, "format": "json"})
     assert r.status_code == 200
     z = slerp(latents(1, 100, seed=1)[0], latents(1, 100, seed=2)[0], torch.linspace(0, 1, 6))
-    np.testing.assert_array_equal(_json_pixels(r), to_uint8(generate(G, z))[..., 0])
+    np.testing.assert_array_equal(_json_pixels(r), _marked(G, to_uint8(generate(G, z)))[..., 0])
     # The ends are the seeds' own first images.
     first = client.post("/v1/generate", json={"n": 1, "seed": 1, "format": "json"})
     np.testing.assert_array_equal(_json_pixels(r)[0], _json_pixels(first)[0])
@@ -436,7 +447,7 @@ def test_server_pngs_carry_the_same_provenance_as_the_cli(client_cond, G_cond, t
 
     r = client_cond.post("/v1/generate", json={"n": 6, "seed": 4, "truncation": 0.5})
     served = _decode(r.content)[1]
-    [path] = save_samples(G_cond, tmp_path / "cli.png", 6, seed=4, truncation=0.5)
+    [path] = save_samples(G_cond, tmp_path / "cli.png", 6, seed=4, truncation=0.5, watermark=KEY)
     assert served == png_text(path)  # the same keys and values: one provenance function
     assert served["ganforge:class"] == "cycle" and served["ganforge:truncation"] == "0.5"
     assert r.content == path.read_bytes()

@@ -229,3 +229,31 @@ def test_a_2d_model_shows_a_scatter_plot_not_squares(page, toy_url):
     page.wait_for_function("src => document.querySelector('#scatter').src !== src", arg=first)
     page.wait_for_timeout(300)
     assert page.inner_text("#status") == "" and errors == []
+
+
+def test_the_model_card_is_a_collapsed_section_shown_as_text(page, tmp_path):
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
+    save_generator(tmp_path / "generator.safetensors", build_generator(cfg), cfg, {"preset": "seed"})
+    card = "---\nlibrary_name: ganforge\n---\n# Model card: run\n\n<img src=x onerror=alert(1)> stays text\n"
+    app = make_app(load_generator(tmp_path / "generator.safetensors"), model_card=card)
+    server, thread, sock, port = _serve(app)
+    try:
+        errors = _watch_errors(page)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#card-section:not([hidden])", state="attached")
+        assert page.is_hidden("#model-card")  # collapsed until opened
+        page.click("#card-section summary")
+        assert page.inner_text("#model-card").strip() == card.strip()
+        assert page.eval_on_selector_all("#model-card img", "els => els.length") == 0  # never parsed as HTML
+        assert errors == []
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+def test_without_a_card_the_section_stays_hidden(page, base_url):
+    page.goto(f"{base_url}/?token={TOKEN}")
+    page.wait_for_selector("#provenance dd")
+    assert page.is_hidden("#card-section")

@@ -11,6 +11,7 @@ from ganforge.version import __version__
 if _TYPE_CHECKING:
     from ganforge.checkpoint import load_generator
     from ganforge.config import ModelConfig, TrainConfig
+    from ganforge.export import export_generator
     from ganforge.metrics import evaluate
     from ganforge.presets import PRESETS
     from ganforge.sample import interpolate, sample
@@ -23,6 +24,7 @@ _LAZY = {
     "ModelConfig": "ganforge.config",
     "TrainConfig": "ganforge.config",
     "evaluate": "ganforge.metrics",
+    "export_generator": "ganforge.export",
     "interpolate": "ganforge.sample",
     "load_generator": "ganforge.checkpoint",
     "sample": "ganforge.sample",
@@ -35,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "evaluate",
+    "export_generator",
     "interpolate",
     "load_generator",
     "sample",

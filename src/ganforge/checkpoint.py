@@ -19,7 +19,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from ganforge import pretrained
-from ganforge.config import ModelConfig, model_config_from_dict
+from ganforge.config import ModelConfig, TrainConfig, model_config_from_dict
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.io import atomic_path, file_digest
 from ganforge.models import Generator, build_generator
@@ -86,6 +86,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{CHECKPOINT_FORMAT_VERSION}; use the ganforge version that wrote it"
         )
     return payload
+
+
+def checkpoint_config(path: str | Path) -> TrainConfig:
+    """The training config a checkpoint was saved with."""
+    payload = load_checkpoint(path)
+    try:
+        return TrainConfig.from_dict(json.loads(payload["config"]))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} has no readable config ({e}); start a new run") from e
 
 
 def load_latest_good(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:

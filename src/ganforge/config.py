@@ -27,6 +27,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 COMPILE_MODES = ("off", "default", "reduce-overhead")
 LR_DECAYS = ("none", "linear", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**32  # numpy's seeds stop there, and the data order's seed * 1,000,003 + epoch stays in torch's range
 CONV_SIZES = (28, 32, 64)  # the dcgan and resnet archs
 
 
@@ -57,6 +58,11 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be positive; got {getattr(self, name)}")
         if self.d_width < 0:
             raise ConfigError(f"d_width must be 0 (same as width) or positive; got {self.d_width}")
+        if self.image_size > 1 and self.channels not in (1, 3):
+            raise ConfigError(
+                f"channels must be 1 (grey) or 3 (RGB) for images; got {self.channels} (2 channels are 2-D points, "
+                "image_size 1); pass --channels 1 or 3"
+            )
         if self.conditioning not in CONDITIONINGS:
             raise ConfigError(f"unknown conditioning {self.conditioning!r}; use one of {', '.join(CONDITIONINGS)}")
         if self.num_classes < 0:
@@ -154,6 +160,8 @@ class TrainConfig:
     channels_last: bool = False  # convolutional models: NHWC memory format for weights and batches
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < MAX_SEED:
+            raise ConfigError(f"seed must be an integer from 0 to {MAX_SEED - 1:,}; got {self.seed}")
         if self.steps <= 0:
             raise ConfigError(f"steps must be a positive number of training steps; got {self.steps}")
         if self.batch_size <= 0:

@@ -14,6 +14,7 @@ from torch import Tensor
 from ganforge.config import ModelConfig
 from ganforge.data import Dataset, to_float, toy_modes
 from ganforge.metrics import modes, toy
+from ganforge.metrics.cache import cached_arrays
 from ganforge.metrics.extractors import Extractor, load_extractor
 from ganforge.metrics.features import extract
 from ganforge.metrics.fid import feature_stats, frechet_from_stats
@@ -101,10 +102,17 @@ class QualityProbe:
         if name is None:
             return cls("pixels", z, labels, mean_pairwise_distance(_pixels(real)), dataset, seed=seed)
         net = load_extractor(name, device=device)
-        features, probs = extract(real, net, batch_size=BATCH, device=device)
-        hist = modes.class_histogram(modes.predicted_classes(probs), net.num_classes)
-        diversity = mean_pairwise_distance(torch.from_numpy(features))
-        return cls("classes", z, labels, diversity, dataset, net, hist, seed=seed, device=device)
+
+        def reference() -> dict[str, np.ndarray]:
+            features, probs = extract(real, net, batch_size=BATCH, device=device)
+            hist = modes.class_histogram(modes.predicted_classes(probs), net.num_classes)
+            return {"hist": hist, "diversity": np.array([mean_pairwise_distance(torch.from_numpy(features))])}
+
+        # The same data, extractor, seed and count give the same figures: a run's second start reads them.
+        fields = {"data": dataset.content_hash(), "extractor": net.sha256, "seed": seed, "n": len(real)}
+        ref = cached_arrays("probe-classes", fields, reference)
+        diversity = float(ref["diversity"][0])
+        return cls("classes", z, labels, diversity, dataset, net, ref["hist"], seed=seed, device=device)
 
     def _samples(self, G: Generator, z: Tensor, labels: Tensor | None) -> Tensor:
         was_training = G.training
@@ -123,13 +131,16 @@ class QualityProbe:
             assert self.toy_centers is not None and self.real_hist is not None
             points = fake.reshape(len(fake), -1)
             found = toy.toy_metrics(points, self.toy_centers, self.toy_std)
-            hist = toy.mode_histogram(points, self.toy_centers, self.toy_std)
-            return {
+            out = {
                 "modes_covered": float(found["modes_covered"]),
                 "num_modes": float(found["num_modes"]),
                 "high_quality": round(float(found["high_quality"]), 4),
-                "mode_kl": round(modes.mode_kl(hist, self.real_hist), 4),
             }
+            # The spread over modes of the samples that sit at one; with none there, it is undefined (not 0).
+            hist = toy.near_mode_histogram(points, self.toy_centers, self.toy_std)
+            if hist is not None:
+                out["mode_kl"] = round(modes.mode_kl(hist, self.real_hist), 4)
+            return out
         if self.kind == "pixels":
             return {"diversity_ratio": round(mean_pairwise_distance(_pixels(fake)) / self.real_diversity, 4)}
         assert self.extractor is not None and self.real_hist is not None
@@ -149,9 +160,18 @@ class QualityProbe:
         if self.extractor is None:
             return None
         if self._fid_ref is None:
-            pick = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed))
-            real = to_float(self.dataset.images[pick[:FID_REFERENCE]]).float()
-            self._fid_ref = feature_stats(extract(real, self.extractor, batch_size=BATCH, device=self.device)[0])
+            extractor = self.extractor
+
+            def reference() -> dict[str, np.ndarray]:
+                pick = torch.randperm(len(self.dataset), generator=torch.Generator().manual_seed(self.seed))
+                real = to_float(self.dataset.images[pick[:FID_REFERENCE]]).float()
+                mu, sigma = feature_stats(extract(real, extractor, batch_size=BATCH, device=self.device)[0])
+                return {"mu": mu, "sigma": sigma}
+
+            n_ref = min(FID_REFERENCE, len(self.dataset))
+            fields = {"data": self.dataset.content_hash(), "extractor": extractor.sha256, "seed": self.seed, "n": n_ref}
+            ref = cached_arrays("probe-fid", fields, reference)  # 10,000 images: most of the checks' cost, once
+            self._fid_ref = (ref["mu"], ref["sigma"])
         n = FID_SAMPLES
         z = latents(n, self.z.size(1), seed=self.seed + 1)  # not the probe's noise: a fresh draw
         labels = None if self.labels is None else torch.arange(n) % int(self.labels.max() + 1)
@@ -189,6 +209,10 @@ class Thresholds:
     stalled_logs: int = 5
 
 
+# Presets for MNIST-like digits, each better than the one before it (docs/benchmarks.md): a collapsed run is pointed
+# only at the ones above its own, never at a worse one.
+PRESET_LADDER = ("seed", "seed-stable", "dcgan", "mnist-hq")
+
 ADVICE = {
     "mode_collapse": "try --augment ada, or --preset seed-stable / --preset dcgan",
     "d_wins": "D rejects every fake and G learns little: try --loss nonsaturating or hinge, a lower --lr-d, "
@@ -198,6 +222,18 @@ ADVICE = {
     "nonfinite": "lower --lr-g / --lr-d or try --loss hinge",
 }
 TOY_COLLAPSE_ADVICE = "try --minibatch-std or --loss hinge"  # image augmentation does not apply to 2-D points
+NOT_LEARNED_ADVICE = "train longer, or check that the data is what the model expects"
+
+
+def collapse_advice(preset: str | None, augment: str = "none") -> str:
+    """What to try against mode collapse: ADA unless it is on, and only the presets that are better than this one."""
+    tries = [] if augment == "ada" else ["--augment ada"]
+    if preset in PRESET_LADDER:
+        better = PRESET_LADDER[PRESET_LADDER.index(preset) + 1 :]
+        if better:
+            tries.append(" / ".join(f"--preset {p}" for p in better))
+    tries = tries or ["a longer run, --r1 10 or --minibatch-std"]
+    return "try " + ", or ".join(tries)
 
 
 def collapse_reasons(check: dict[str, float], best_covered: float, t: Thresholds) -> list[str]:
@@ -223,8 +259,9 @@ class Monitor:
     A plain object: `state_dict()` / `load_state_dict()` carry its memory across a resumed run.
     """
 
-    def __init__(self, thresholds: Thresholds | None = None) -> None:
+    def __init__(self, thresholds: Thresholds | None = None, *, collapse_advice: str | None = None) -> None:
         self.thresholds = thresholds or Thresholds()
+        self.collapse_advice = collapse_advice  # what the mode_collapse warning suggests (default ADVICE's)
         self.active: set[str] = set()  # warnings raised whose condition still holds
         self.since: dict[str, int] = {}  # condition -> step it started
         self.count: dict[str, int] = {}  # condition -> log steps it has held
@@ -319,15 +356,24 @@ class Monitor:
                 unit = "classes" if "classes_covered" in logged else "modes"
                 total = logged.get("num_classes", logged.get("num_modes", 0))
                 reasons.insert(0, f"{covered:.0f} of {total:.0f} {unit} covered")
-            advice = TOY_COLLAPSE_ADVICE if "modes_covered" in logged else None
+            advice = TOY_COLLAPSE_ADVICE if "modes_covered" in logged else self.collapse_advice
             self._episode("mode_collapse", held, step, ", ".join(reasons), out, advice)
         return out
 
 
-def summary_line(check: dict[str, float], warnings: list[str], *, thresholds: Thresholds | None = None) -> str:
+def summary_line(
+    check: dict[str, float],
+    warnings: list[str],
+    *,
+    thresholds: Thresholds | None = None,
+    step: int | None = None,
+    advice: str | None = None,
+) -> str:
     """The end-of-run verdict in one line: what the final check saw, and what to try if it looks wrong.
 
     Example: "covered 2 of 10 classes (mode KL 1.52, diversity 0.61, FID(2k) 35.1): collapsed; try --augment ada, ..."
+    step: the run's last step; before the warm-up a young G always looks collapsed, so the verdict says it is early.
+    advice: what to try against collapse (collapse_advice for the run's preset); default ADVICE's.
     """
     t = thresholds or Thresholds()
     figures = []
@@ -341,15 +387,22 @@ def summary_line(check: dict[str, float], warnings: list[str], *, thresholds: Th
         head = "final check"
     if "mode_kl" in check:
         figures.append(f"mode KL {check['mode_kl']:.2f}")
+    elif "modes_covered" in check:
+        figures.append("mode KL undefined: no sample near a mode")
     if "diversity_ratio" in check:
         figures.append(f"diversity {check['diversity_ratio']:.2f} of the data's")
     if check.get("fid_2k") is not None:
         figures.append(f"FID(2k) {check['fid_2k']:.1f}")
     text = head + (f" ({', '.join(figures)})" if figures else "")
     codes = sorted({w.split(":", 1)[0].strip() for w in warnings})
+    covered = check.get("classes_covered", check.get("modes_covered"))
+    if covered == 0 or ("modes_covered" in check and "mode_kl" not in check):
+        return f"{text}: the run has not learned the data; {NOT_LEARNED_ADVICE}"
+    if step is not None and step < t.warmup_steps:
+        return f"{text}: too early to judge (step {step:,}; checks judge collapse from step {t.warmup_steps:,})"
     if collapse_reasons(check, 0.0, t):
-        advice = TOY_COLLAPSE_ADVICE if "modes_covered" in check else ADVICE["mode_collapse"]
-        return f"{text}: collapsed; {advice}"
+        what = TOY_COLLAPSE_ADVICE if "modes_covered" in check else advice or ADVICE["mode_collapse"]
+        return f"{text}: collapsed; {what}"
     others = [c for c in codes if c != "mode_collapse"]
     if "mode_collapse" in codes:
         others.insert(0, "mode_collapse (recovered)")

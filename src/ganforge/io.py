@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -66,13 +68,34 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.umask(umask)
     tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; a finished file gets the usual permissions
     try:
-        yield tmp
+        try:
+            yield tmp
+        except (OSError, RuntimeError) as e:  # torch.save reports a full disk as a RuntimeError from its writer
+            if is_disk_full(e, target.parent):
+                raise DiskFullError(
+                    f"cannot write {path}: no space left on the device; free some space and retry"
+                ) from e
+            raise
         # Checked again: the block may have run long, and something else may have appeared there meanwhile.
         if write_target(path) != target:
             raise GanforgeError(f"cannot write {path}: it changed while being written (a link now points elsewhere)")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class DiskFullError(GanforgeError):
+    """A write failed because the file system is full (or over quota)."""
+
+
+def is_disk_full(error: BaseException, folder: Path) -> bool:
+    """True when `error` came from a full file system: ENOSPC / EDQUOT, or a writer's failure with < 1 MiB free."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

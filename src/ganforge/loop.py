@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import signal
@@ -15,19 +16,21 @@ from typing import Any, TextIO
 
 import torch
 
-from ganforge import checkpoint, distributed, rundir, speed
+from ganforge import checkpoint, distributed, model_card, rundir, speed
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
-from ganforge.diagnostics import Monitor, QualityProbe, summary_line
+from ganforge.diagnostics import Monitor, QualityProbe, collapse_advice, summary_line
 from ganforge.distributed import DistInfo
 from ganforge.errors import CheckpointError, DataError, GanforgeError, TrainingError
+from ganforge.marking import FROM_GENERATOR, FROM_RUN, Marker, WatermarkSetting, make_marker, run_identity
 from ganforge.models import Generator
 from ganforge.sample import generate, latents
 from ganforge.step import train_step
 from ganforge.tensorboard import TensorBoardLog
 from ganforge.train_state import build_state, restore_state, state_payload
 from ganforge.version import __version__
+from ganforge.watermark_keys import resolve_key
 
 log = logging.getLogger("ganforge.train")  # the CLI quiets this one logger for the whole run
 
@@ -41,8 +44,8 @@ class RunResult:
     run_dir: Path
     step: int
     steps_trained: int
-    seconds: float
-    img_per_s: float
+    seconds: float  # this process's whole loop: steps, checks, samples, checkpoints, the report
+    img_per_s: float  # images a second of the steps alone (train_seconds)
     final: dict[str, float]
     generator_path: Path
     samples_path: Path | None
@@ -50,6 +53,7 @@ class RunResult:
     quality: dict[str, float] = field(default_factory=dict)  # the last quick quality check (classes, mode KL, ...)
     warnings: list[str] = field(default_factory=list)  # codes of the warnings raised (mode_collapse, d_wins, ...)
     summary: str = ""  # one line: what the run covered, and what to try when it went wrong
+    train_seconds: float = 0.0  # the steps alone
 
 
 def load_training_data(cfg: TrainConfig) -> Dataset:
@@ -144,15 +148,40 @@ class TrainingLoop:
         evaluator: Callable[[Generator], dict[str, Any]] | None,
         dist: DistInfo,
         watch: bool = False,
+        watermark: WatermarkSetting = True,
     ) -> None:
         cfg = speed.resolve_auto(cfg, dist.device)  # "auto" precision made concrete, and recorded as such
         self.dist = dist  # one process, or this rank of a torchrun job; rank 0 alone writes the run directory
         self.device = dist.device
         self.run_dir = Path(cfg.out_dir)
         self.on_step = on_step
+        self.watermark = watermark  # resolved at the first grid, on rank 0 (the one that writes them)
         # 1. Everything that can refuse the command, before anything is written.
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise TrainingError(f"output path {self.run_dir} is a file; pass a folder with --out")
+        self.created_dir = not self.run_dir.exists()  # a failed fresh run takes back what it wrote
+        # One writer a run directory: a second training into it is refused, naming the first one's pid.
+        self.lock = rundir.RunLock(self.run_dir) if dist.is_main else None
+        try:
+            if self.lock is not None and self.run_dir.is_dir():
+                self.lock.acquire()
+            self._setup(cfg, resume=resume, resume_from=resume_from, dataset=dataset, evaluator=evaluator, watch=watch)
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+            raise
+
+    def _setup(
+        self,
+        cfg: TrainConfig,
+        *,
+        resume: bool,
+        resume_from: str | Path | None,
+        dataset: Dataset | None,
+        evaluator: Callable[[Generator], dict[str, Any]] | None,
+        watch: bool,
+    ) -> None:
+        dist = self.dist
         payload, ckpt_path = None, None
         history: list[dict[str, Any]] = []
         distributed.local_batch_size(cfg.batch_size, dist, pack=cfg.model.pac)  # each process's share, in whole packs
@@ -164,12 +193,22 @@ class TrainingLoop:
                     f"checkpoint {ckpt_path} was trained by {saved_world} process(es), this run has {dist.world_size}; "
                     f"resume with {saved_world} in all (torchrun --nproc-per-node x --nnodes) or start a new --out"
                 )
-            saved, history = rundir.read_config(self.run_dir)
-            changes = rundir.check_resume_changes(saved, cfg, int(payload["step"]))
-            if changes:
-                listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items())
-                log.info("resuming with changed settings: %s", listed)
-                history = [*history, {"resumed_at_step": int(payload["step"]), "changed": changes}]
+            step = int(payload["step"])
+            if resume_from is not None and not (self.run_dir / rundir.CONFIG_FILE).is_file():
+                # A new run from another run's checkpoint (a branch): its config, continued here, its origin recorded.
+                saved = TrainConfig.from_dict(json.loads(payload["config"]))
+                changes = rundir.check_resume_changes(saved, cfg, step)
+                history = [
+                    {"branched_from": str(ckpt_path), "at_step": step, **({"changed": changes} if changes else {})}
+                ]
+                log.info("starting %s from %s at step %d", self.run_dir, ckpt_path, step)
+            else:
+                saved, history = rundir.read_config(self.run_dir)
+                changes = rundir.check_resume_changes(saved, cfg, step)
+                if changes:
+                    listed = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items())
+                    log.info("resuming with changed settings: %s", listed)
+                    history = [*history, {"resumed_at_step": step, "changed": changes}]
         elif checkpoint.latest_checkpoint(self.run_dir) is not None:
             raise TrainingError(
                 f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --out"
@@ -184,7 +223,7 @@ class TrainingLoop:
         self.probe = None
         if cfg.check_interval and dist.is_main:
             self.probe = QualityProbe.build(cfg.model, self.dataset, seed=cfg.seed, device=self.device)
-        self.monitor = Monitor()
+        self.monitor = Monitor(collapse_advice=collapse_advice(cfg.preset, cfg.augment))
         if payload is not None and ckpt_path is not None:
             restore_state(self.state, payload, cfg, self.batches, ckpt_path)
             if "monitor" in payload:
@@ -194,12 +233,23 @@ class TrainingLoop:
 
         # 2. The run directory: stale temporary files go, config.json (with its resume history) is written first.
         self.metrics_path = self.run_dir / rundir.METRICS_FILE
+        if self.lock is not None:
+            self.lock.acquire()  # a new folder is made here; an existing one was locked above
         if dist.is_main:
             for stale in self.run_dir.glob("**/.*.tmp"):  # left by a process killed mid-write
                 stale.unlink()
             rundir.write_config(self.run_dir, cfg, history)
-            if resume:
+            if resume_from is not None and ckpt_path is not None and self._is_own_checkpoint(ckpt_path):
+                # A rewind: what came after the checkpoint is another branch now; moved aside, never continued.
+                if (discarded := rundir.discard_after(self.run_dir, self.state.step)) is not None:
+                    folder, moved = discarded
+                    log.info("rewound %s to step %d: moved %s to %s", self.run_dir, self.state.step,
+                             ", ".join(moved), folder)  # fmt: skip
+            elif resume:
                 rundir.trim_metrics(self.metrics_path, self.state.step)
+        self.resumed = resume
+        self.segments = rundir.Segments(self.run_dir, self.state.step) if dist.is_main else None
+        self.train_seconds = 0.0  # training alone: evaluations, checks, samples and checkpoints are not counted
         if resume:
             log.info("resumed %s at step %d", self.run_dir, self.state.step)
         self.evaluator = evaluator
@@ -219,10 +269,18 @@ class TrainingLoop:
             "seed": cfg.seed,
             "loss": cfg.loss,
         }
+        if cfg.model.is_conditional and len(self.dataset.class_names) == cfg.model.num_classes:
+            self.provenance["class_names"] = list(self.dataset.class_names)  # sample --per-class labels its rows
         self.warnings_seen: list[str] = []
         self.final_check: dict[str, Any] = {}
         self.eval_notes = _Once()  # each evaluation repeats the same data notes: show them once a run
         self.metrics_file: TextIO | None = None
+
+    def _is_own_checkpoint(self, path: Path) -> bool:
+        try:
+            return path.resolve().parent == (self.run_dir / "checkpoints").resolve()
+        except OSError:
+            return False
 
     def _resume_checkpoint(self, resume_from: str | Path | None) -> tuple[Path, dict[str, Any]]:
         if resume_from is not None:
@@ -251,7 +309,7 @@ class TrainingLoop:
         final: the generator file was just written from these weights, so the grid names its sha256.
         """
         from ganforge.data.toy import toy_modes
-        from ganforge.images import is_points, make_grid, provenance, save_png, save_toy_scatter
+        from ganforge.images import is_points, make_grid, provenance, save_png, save_toy_scatter, to_uint8
 
         if not self.dist.is_main:
             return None
@@ -264,15 +322,27 @@ class TrainingLoop:
         images = generate(G, z, labels)
         G.train(was_training)
         sha256 = checkpoint.file_sha256(self.run_dir / checkpoint.GENERATOR_FILE) if final else None
+        marker = self._marker(sha256)
+        mark_text = {} if points else marker.text(*cfg.model.shape[1:])  # a scatter is a plot: not marked
         text = provenance(
             generator_sha256=sha256, seed=cfg.seed, index=f"0-{len(z) - 1}", truncation=1.0,
             label="cycle" if cfg.model.is_conditional else None, nrow=5, preset=cfg.preset, step=step,
+            extra=mark_text,
         )  # fmt: skip
         if points:
             save_toy_scatter(images.reshape(-1, 2), path, toy_modes(cfg.data), text, title=f"{cfg.preset} step {step}")
             return None
-        save_png(make_grid(images, nrow=5), path, text)
+        save_png(make_grid(marker.apply(to_uint8(images)), nrow=5), path, text)
         return images
+
+    def _marker(self, generator_sha256: str | None) -> Marker:
+        """The grids' watermark: payload from the generator file's sha256, else from the run's name and config."""
+        if self.watermark is True:
+            self.watermark = resolve_key()[0]  # the default key, resolved (and made, on first use) once
+        if generator_sha256 is not None:
+            return make_marker(self.watermark, generator_sha256, FROM_GENERATOR)
+        identity = run_identity(self.run_dir, json.loads(self.cfg.to_json()))
+        return make_marker(self.watermark, identity, FROM_RUN)
 
     def save_all(self) -> None:
         if not self.dist.is_main:
@@ -289,6 +359,8 @@ class TrainingLoop:
         checkpoint.save_generator(
             run_dir / checkpoint.GENERATOR_FILE, self.sampler(), self.cfg.model, {**self.provenance, "step": state.step}
         )
+        if self.segments is not None:
+            self.segments.write(state.step, self.train_seconds)
 
     def _write_line(self, values: dict[str, Any]) -> None:
         if not self.dist.is_main:
@@ -337,9 +409,38 @@ class TrainingLoop:
     # -- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        """Train to cfg.steps (or a stop); a fresh run that fails on bad input or a full disk takes back its files."""
+        try:
+            return self._run()
+        except GanforgeError:
+            if not self.resumed and checkpoint.latest_checkpoint(self.run_dir) is None:
+                self._remove_partial_run()
+            raise
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _remove_partial_run(self) -> None:
+        """A fresh run that never saved a checkpoint leaves nothing: what it wrote goes (and its folder, if new)."""
+        if not self.dist.is_main:
+            return
+        import shutil
+
+        for name in (rundir.CONFIG_FILE, rundir.METRICS_FILE, rundir.SEGMENTS_FILE, "report.html", "samples.png"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        for name in ("samples", "tb", "checkpoints"):
+            shutil.rmtree(self.run_dir / name, ignore_errors=True)
+        if self.lock is not None:
+            self.lock.release()
+            self.lock.path.unlink(missing_ok=True)
+        if self.created_dir:
+            with contextlib.suppress(OSError):
+                self.run_dir.rmdir()  # only when empty: nothing of the user's is ever removed
+        log.info("removed the partial run in %s (no checkpoint was saved)", self.run_dir)
+
+    def _run(self) -> RunResult:
         cfg, device = self.cfg, self.device
         start_step = self.state.step
-        train_seconds = 0.0  # training alone: evaluations, checks, samples and checkpoints are not counted
         seconds_at_log, step_at_log = 0.0, self.state.step
         t_start = time.perf_counter()
         last: dict[str, float] = {}
@@ -364,7 +465,7 @@ class TrainingLoop:
                     # A finiteness check syncs a GPU, so there it waits for the next log or checkpoint step; on
                     # the CPU it costs nothing and names the exact step. Nothing non-finite is ever saved.
                     nonfinite |= ~torch.isfinite(out["loss_d"] + out["loss_g"])
-                    train_seconds += time.perf_counter() - t0
+                    self.train_seconds += time.perf_counter() - t0
                     checkpoint_due = cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0
                     if self.dist.is_distributed:  # every rank stops, or rolls back, after the same step
                         stopping, bad = distributed.agree_any([bool(stop), nonfinite], self.dist)
@@ -379,7 +480,7 @@ class TrainingLoop:
                         )
                         self._recover(reason)
                         nonfinite.zero_()
-                        seconds_at_log, step_at_log = train_seconds, self.state.step
+                        seconds_at_log, step_at_log = self.train_seconds, self.state.step
                         continue
                     logged: dict[str, Any] | None = None
                     if with_stats:
@@ -387,9 +488,9 @@ class TrainingLoop:
                         logged = {k: round(float(v), 6) for k, v in out.items()}
                         steps_done = state.step - step_at_log
                         logged["img_per_s"] = round(
-                            steps_done * cfg.batch_size / max(train_seconds - seconds_at_log, 1e-9), 1
+                            steps_done * cfg.batch_size / max(self.train_seconds - seconds_at_log, 1e-9), 1
                         )
-                        seconds_at_log, step_at_log = train_seconds, state.step
+                        seconds_at_log, step_at_log = self.train_seconds, state.step
                         if self.dist.is_main:
                             self._observe(logged, check_due=check_due)
                         self._write_line({"step": state.step, **logged})
@@ -426,22 +527,34 @@ class TrainingLoop:
                 self.save_all()
             samples_path = self.run_dir / "samples.png"
             self.save_grid(samples_path, final=True)
+        if self.segments is not None:
+            self.segments.write(self.state.step, self.train_seconds)
         self.write_report()
+        if self.dist.is_main:  # RUN/MODEL_CARD.md, with the identity of the data in memory
+            model_card.refresh(self.run_dir, training_data=model_card.data_identity(self.dataset))
         steps_trained = self.state.step - start_step
         return RunResult(
             run_dir=self.run_dir,
             step=self.state.step,
             steps_trained=steps_trained,
             seconds=seconds,
-            img_per_s=steps_trained * cfg.batch_size / train_seconds if train_seconds > 0 else 0.0,
+            train_seconds=self.train_seconds,
+            img_per_s=steps_trained * cfg.batch_size / self.train_seconds if self.train_seconds > 0 else 0.0,
             final=last,
             generator_path=self.run_dir / checkpoint.GENERATOR_FILE,
             samples_path=samples_path if samples_path and samples_path.exists() else None,
             interrupted=interrupted,
             quality=self.final_check,
             warnings=[code for _, code in self.monitor.raised],
-            summary=summary_line(self.final_check, [c for _, c in self.monitor.raised]) if self.final_check else "",
+            summary=self._verdict(),
         )
+
+    def _verdict(self) -> str:
+        if not self.final_check:
+            return ""
+        codes = [c for _, c in self.monitor.raised]
+        advice = collapse_advice(self.cfg.preset, self.cfg.augment)
+        return summary_line(self.final_check, codes, step=self.state.step, advice=advice)
 
     def _observe(self, logged: dict[str, Any], *, check_due: bool) -> None:
         """Add the due evaluation and quality check to a log row, then the warnings they raise (once an episode)."""
@@ -480,8 +593,11 @@ def _log_line(step: int, logged: dict[str, float]) -> str:
         f"step {step}",
         f"loss_d {logged['loss_d']:.3f}",
         f"loss_g {logged['loss_g']:.3f}",
-        f"D(x) {logged['d_real']:.2f}",
-        f"D(G(z)) {logged['d_fake']:.2f}",
+        *(
+            [f"critic(x) {logged['critic_real']:.2f}", f"critic(G(z)) {logged['critic_fake']:.2f}"]
+            if "critic_real" in logged
+            else [f"D(x) {logged['d_real']:.2f}", f"D(G(z)) {logged['d_fake']:.2f}"]
+        ),
         f"img/s {logged['img_per_s']:.0f}",
     ]
     for key, label, fmt in (

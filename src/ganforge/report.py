@@ -16,6 +16,7 @@ from typing import Any
 
 from ganforge.errors import DataError
 from ganforge.io import write_text_atomic
+from ganforge.rundir import read_segments
 from ganforge.version import __version__
 
 REPORT_FILE = "report.html"
@@ -25,13 +26,14 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e3
 PANELS: dict[str, tuple[str, ...]] = {
     "Losses": ("loss_d", "loss_g"),
     "D(x) and D(G(z))": ("d_real", "d_fake"),
+    "Critic scores (wgan)": ("critic_real", "critic_fake"),
     "Gradient norms": ("grad_norm_d", "grad_norm_g"),
 }
 METRIC_KEYS = (
     "fid", "fid_2k", "kid", "classes_covered", "modes_covered", "mode_kl", "diversity_ratio", "high_quality",
     "precision", "recall", "density", "coverage",
 )  # fmt: skip
-LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))"}
+LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))", "critic_real": "critic(x)", "critic_fake": "critic(G(z))"}
 
 
 @dataclass
@@ -200,11 +202,20 @@ def _timings(run: Run) -> list[tuple[str, Any]]:
     speeds = _series(run, "img_per_s")[1]
     if speeds:
         out.append(("images/s (median of log steps)", f"{statistics.median(speeds):,.0f}"))
+    segments = read_segments(run.path)
+    if segments:  # each start and resume recorded its own stretch: their sum, not the time since the first start
+        wall = sum(float(seg.get("wall_s", 0)) for seg in segments)
+        steps = sum(float(seg.get("train_s", 0)) for seg in segments)
+        n = len(segments)
+        out.append((f"wall time ({n} segment{'s' if n > 1 else ''}: {segments[0].get('started_at', '?')} on)",
+                    f"{wall / 60:.1f} min"))  # fmt: skip
+        out.append(("training steps alone", f"{steps / 60:.1f} min"))
+        return out
     started, ended = run.path / "config.json", run.path / "metrics.jsonl"
-    if started.is_file() and ended.is_file():
+    if started.is_file() and ended.is_file():  # a run from before segments.json: an estimate, said so
         seconds = ended.stat().st_mtime - started.stat().st_mtime
         if seconds >= 0:
-            out.append(("wall time (config.json to last log line)", f"{seconds / 60:.1f} min"))
+            out.append(("wall time (config.json to last log line; wrong after a resume)", f"{seconds / 60:.1f} min"))
     return out
 
 

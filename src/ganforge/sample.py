@@ -6,6 +6,7 @@ for any n, on any device: a seed names the same images everywhere.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ from ganforge.images import (
     PNG_SUFFIXES,
     grid_nrow,
     is_points,
+    label_rows,
     make_grid,
     provenance,
     save_image,
     save_toy_scatter,
     to_uint8,
 )
+from ganforge.io import DiskFullError
+from ganforge.marking import FROM_GENERATOR, WatermarkSetting, make_marker
 from ganforge.models import Generator
 
 MAX_SEED = 2**63 - 1
@@ -188,6 +192,30 @@ def check_out(out: str | Path, *, points: bool = False) -> None:
         )
 
 
+def default_out(seed: int, folder: str | Path = ".") -> str:
+    """`sample_seed<SEED>.png` in `folder`, or the first of `-2`, `-3`, ... that does not exist: never an overwrite."""
+    base = Path(folder) / f"sample_seed{seed}"
+    path, n = base.with_suffix(".png"), 1
+    while path.exists():
+        n += 1
+        path = base.parent / f"{base.name}-{n}.png"
+    return str(path)
+
+
+RUN_FILES = ("samples.png", "report.html", "config.json", "metrics.jsonl", "eval.json", "generator.safetensors")
+
+
+def refuse_run_files(out: str | Path) -> None:
+    """Refuse to write over a run directory's own files (its final grid, grids over time, config, ...)."""
+    path = Path(out)
+    for run_dir, name in ((path.parent, path.name), (path.parent.parent, f"{path.parent.name}/{path.name}")):
+        is_run = (run_dir / "config.json").is_file() and (run_dir / "metrics.jsonl").is_file()
+        if is_run and (name in RUN_FILES or name.startswith("samples/")):
+            raise ConfigError(
+                f"--out {out} is a file of the run in {run_dir} (its training output); pass another --out"
+            )
+
+
 def save_samples(
     G: Generator,
     out: str | Path,
@@ -198,13 +226,16 @@ def save_samples(
     labels: int | list[int] | None = None,
     nrow: int | None = None,
     per_class: bool = False,
+    watermark: WatermarkSetting = True,
 ) -> list[Path]:
     """Write samples with their provenance; returns the paths written.
 
     `out` is a grid file (.png, or .jpg/.jpeg for JPEG), or a folder (a trailing '/' or an existing
     folder) for one PNG an image. per_class: a grid with one row for each class of a conditional G,
     n images a row, the same latents in every row. A 2-D (toy) generator writes a scatter plot of
-    its n points over the data's modes instead.
+    its n points over the data's modes instead (a plot, not an image: no watermark).
+    watermark: True marks every image (a grid's tiles one by one) with the default key (made on first
+    use), bytes with that key, False not at all; the payload is the generator's sha256.
     """
     points = is_points(G.cfg.shape)
     check_out(out, points=points)
@@ -234,22 +265,45 @@ def save_samples(
     else:
         images = sample(G, n, seed=seed, truncation=truncation, labels=labels)
         label = class_text(G, labels)
+    marker = make_marker(watermark, sha, FROM_GENERATOR)
+    pixels = to_uint8(images)
+    marked, mark_text = marker.apply(pixels), marker.text(*pixels.shape[1:3])
     if is_folder:
         classes = class_labels(G, n, labels)  # a single image records its own class
-        paths = []
-        for i, pixels in enumerate(to_uint8(images)):
-            path = out / f"seed{seed}_{i:05d}.png"
-            one_label = None if classes is None else int(classes[i])
-            text = provenance(generator_sha256=sha, seed=seed, index=i, truncation=truncation, label=one_label)
-            save_image(pixels, path, text)
-            paths.append(path)
+        paths: list[Path] = []
+        try:
+            for i, one in enumerate(marked):
+                path = out / f"seed{seed}_{i:05d}.png"
+                one_label = None if classes is None else int(classes[i])
+                text = provenance(
+                    generator_sha256=sha, seed=seed, index=i, truncation=truncation, label=one_label, extra=mark_text
+                )
+                save_image(one, path, text)
+                paths.append(path)
+        except DiskFullError as e:  # a partial set is no result: take back what this call wrote
+            for path in paths:
+                path.unlink(missing_ok=True)
+            raise DiskFullError(f"{e} (removed the {len(paths)} of {n} images written)") from e
         return paths
     nrow = grid_nrow(images.size(0), nrow)
     text = provenance(
-        generator_sha256=sha, seed=seed, index=f"0-{n - 1}", truncation=truncation, label=label, nrow=nrow
-    )
-    save_image(make_grid(images, nrow=nrow), out, text)
+        generator_sha256=sha, seed=seed, index=f"0-{n - 1}", truncation=truncation, label=label, nrow=nrow,
+        extra=mark_text,
+    )  # fmt: skip
+    grid = make_grid(marked, nrow=nrow)
+    if per_class:  # one row a class, named on the left (the dataset's class names where the generator has them)
+        names = class_names(G)
+        grid = label_rows(grid, names)
+        text["ganforge:rows"] = json.dumps(names)
+    save_image(grid, out, text)
     return [out]
+
+
+def class_names(G: Generator) -> list[str]:
+    """The names of a conditional G's classes: from its training data where recorded, else "0", "1", ..."""
+    recorded = (getattr(G, "provenance", None) or {}).get("class_names") or []
+    k = G.cfg.num_classes
+    return [str(name) for name in recorded] if len(recorded) == k else [str(i) for i in range(k)]
 
 
 LATENTS_FILE = "latents.npy"  # what `ganforge project` writes: (N, z_dim) float32
@@ -303,6 +357,7 @@ def save_latent_images(
     steps: int | None = None,
     source: str = LATENTS_FILE,
     nrow: int | None = None,
+    watermark: WatermarkSetting = True,
 ) -> list[Path]:
     """Render given latents (N, z_dim): a grid (or one PNG a latent with a folder `out`), with provenance.
 
@@ -328,15 +383,19 @@ def save_latent_images(
         extra["ganforge:interpolation"] = f"slerp between consecutive latents in {steps} steps"
     images = generate(G, z, labels)
     label = class_text(G, labels)
+    marker = make_marker(watermark, sha, FROM_GENERATOR)  # as save_samples: every image marked, tiles one by one
+    pixels = to_uint8(images)
+    marked = marker.apply(pixels)
+    extra |= marker.text(*pixels.shape[1:3])
     if is_folder:
         paths = []
-        for i, pixels in enumerate(to_uint8(images)):
+        for i, one_image in enumerate(marked):
             path = Path(out) / f"latent_{i:05d}.png"
             one = None if labels is None else int(labels[i])
-            save_image(pixels, path, provenance(generator_sha256=sha, index=i, label=one, extra=extra))
+            save_image(one_image, path, provenance(generator_sha256=sha, index=i, label=one, extra=extra))
             paths.append(path)
         return paths
     nrow = grid_nrow(len(images), nrow)
     text = provenance(generator_sha256=sha, index=f"0-{len(images) - 1}", label=label, nrow=nrow, extra=extra)
-    save_image(make_grid(images, nrow=nrow), out, text)
+    save_image(make_grid(marked, nrow=nrow), out, text)
     return [Path(out)]

@@ -175,8 +175,12 @@ def train_step(
     out = {"loss_d": d_out["loss_d"], "loss_g": g_out["loss_g"]}
     if with_stats:
         with torch.no_grad():
-            out["d_real"] = _probability(d_out["logits_real"])
-            out["d_fake"] = _probability(d_out["logits_fake"])
+            if cfg.loss == "wgan":  # a critic's scores are no probabilities: its mean scores, which it pulls apart
+                out["critic_real"] = d_out["logits_real"].float().mean()
+                out["critic_fake"] = d_out["logits_fake"].float().mean()
+            else:
+                out["d_real"] = _probability(d_out["logits_real"])
+                out["d_fake"] = _probability(d_out["logits_fake"])
         out.update(grad_norm_d=d_out["grad_norm_d"], grad_norm_g=g_out["grad_norm_g"])
         if "penalty_d" in d_out:
             out["penalty_d"] = d_out["penalty_d"]

@@ -12,6 +12,7 @@ from ganforge.config import TrainConfig
 from ganforge.data import Dataset
 from ganforge.device import resolve_device
 from ganforge.loop import RunResult, TrainingLoop
+from ganforge.marking import WatermarkSetting
 from ganforge.models import Generator
 from ganforge.step import train_step
 from ganforge.train_state import build_state
@@ -28,6 +29,7 @@ def train(
     on_step: Callable[[int, dict[str, float] | None], None] | None = None,
     evaluator: Callable[[Generator], dict[str, Any]] | None = None,
     watch: bool = False,
+    watermark: WatermarkSetting = True,
 ) -> RunResult:
     """Train a GAN as `cfg` says; writes the run directory (DESIGN.md) and returns a RunResult.
 
@@ -38,6 +40,8 @@ def train(
         on_step: called after every step with (step, logged stats or None).
         evaluator: G -> metrics dict, called every cfg.eval_every steps (default: ganforge.metrics.evaluate).
         watch: rewrite RUN/report.html at every sample step, to follow the run in a browser.
+        watermark: the sample grids' watermark: True the default key (made on first use), bytes that key,
+            False off. The key never goes into the run directory.
 
     Example:
         >>> ganforge.train(dataclasses.replace(ganforge.PRESETS["seed"], steps=2_000, out_dir="runs/quick"))
@@ -46,7 +50,8 @@ def train(
     dist = distributed.init_from_env(resolve_device(cfg.device), backend="auto")
     try:
         result = TrainingLoop(cfg, resume=resume or resume_from is not None, resume_from=resume_from, dataset=dataset,
-                              on_step=on_step, evaluator=evaluator, dist=dist, watch=watch).run()  # fmt: skip
+                              on_step=on_step, evaluator=evaluator, dist=dist, watch=watch,
+                              watermark=watermark).run()  # fmt: skip
         if dist.is_distributed:
             # The loop's DDP wrappers hold the process group: collect whatever of the loop only a reference cycle
             # keeps alive now, while the group is up, not at interpreter exit after it was shut down. Then leave

@@ -22,6 +22,10 @@ SUBCOMMANDS = (
     "serve",
     "data",
     "report",
+    "export",
+    "key",
+    "detect",
+    "detector",
     "project",
     "pretrained",
 )
@@ -52,12 +56,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 2 user error, 141 when stdout's reader went away).
+    """Run the command line; returns the exit code (0 ok, 2 user error, 130 on Ctrl-C, 141 when stdout's reader left).
 
     A process that torchrun started ends here, through os._exit: see _leave_worker.
     """
     try:
         code = _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before training's own handler is up (imports, data loading, start-up): one line, the shell's 130.
+        # A run that was already stepping saves a checkpoint and returns 130 itself.
+        print("ganforge: interrupted", file=sys.stderr)
+        code = 130
     except BrokenPipeError:
         # The reader of our output left (`ganforge ... | head`): stop quietly, as Unix tools do, and
         # point stdout at /dev/null so that the interpreter's final flush does not fail again.

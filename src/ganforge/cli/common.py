@@ -75,3 +75,39 @@ def progress_bars(*, delay_s: float = 2.0) -> Callable[[str, int, int], None] | 
             bar.close()
 
     return on_progress
+
+
+def check_seed(seed: int) -> None:
+    """A seed the random generators take: 0 to 2**32 - 1."""
+    from ganforge.config import MAX_SEED
+
+    if not 0 <= seed < MAX_SEED:
+        raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED - 1:,}; got {seed}")
+
+
+def add_watermark_args(parser: argparse.ArgumentParser) -> None:
+    """--key-file and --no-watermark: every image is marked by default (see docs/responsible-use.md)."""
+    parser.add_argument(
+        "--key-file",
+        default=None,
+        help="watermark key (made by `ganforge key new`); default: $GANFORGE_KEY_FILE, else the per-user key "
+        "($GANFORGE_HOME or ~/.cache/ganforge, watermark.key), made on first use",
+    )
+    parser.add_argument("--no-watermark", action="store_true", help="do not mark the images (their provenance says so)")
+
+
+def watermark_setting(args: argparse.Namespace) -> bool | bytes:
+    """False with --no-watermark, the key in --key-file (read now, so a bad file fails early), else True.
+
+    True leaves the key to the library: $GANFORGE_KEY_FILE, else the per-user key, made (with one log
+    line saying where) only when the first image is marked.
+    """
+    if args.no_watermark:
+        if args.key_file:
+            raise ConfigError("--no-watermark and --key-file contradict each other; pass one of them")
+        return False
+    if args.key_file:
+        from ganforge.watermark_keys import read_key
+
+        return read_key(args.key_file)
+    return True

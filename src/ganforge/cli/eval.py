@@ -21,6 +21,13 @@ and JSON is written only with --json.
   ganforge eval runs/dcgan                 # 10,000 samples; writes runs/dcgan/eval.json
   ganforge eval --images out/ --data mnist --json out.json
   ganforge eval runs/stacked --data-dir DIR  # stacked-mnist: also modes of 1,000 digit triples, 26,000 samples
+  ganforge eval runs/dcgan --extractor inception --inception-weights pt_inception-2015-12-05-6726825d.pth
+
+--extractor inception scores FID, KID, the Inception Score (IS) and precision/recall on the FID
+Inception network (the 2015-12-05 TensorFlow graph), with the weights file that torch-fidelity
+(weights-inception-2015-12-05-6726825d.pth) or pytorch-fid (pt_inception-2015-12-05-6726825d.pth)
+users have; ganforge never downloads it. Set GANFORGE_INCEPTION_WEIGHTS once instead of the flag.
+Images are quantised to uint8 and resized as torch-fidelity does, so its figures are ganforge's.
 """
 
 
@@ -46,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="where the data set's files are")
     parser.add_argument(
         "--extractor", metavar="NAME", help=f"feature extractor: {', '.join(EXTRACTOR_NAMES)} (default: by data)"
+    )
+    parser.add_argument(
+        "--inception-weights",
+        metavar="FILE",
+        help="the FID Inception weights file (torch-fidelity's or pytorch-fid's); implies --extractor inception "
+        "(default: $GANFORGE_INCEPTION_WEIGHTS)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=500, help="batch size for sampling and features")
@@ -77,6 +90,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be at least 1; got {args.batch_size}")
     if args.images is not None and not Path(args.images).is_dir():
         raise ConfigError(f"--images {args.images} is not a folder; pass a folder of image files")
+    if args.inception_weights is not None:
+        if args.extractor not in (None, "inception"):
+            raise ConfigError(f"--inception-weights is for --extractor inception; got --extractor {args.extractor}")
+        if not Path(args.inception_weights).expanduser().is_file():
+            raise ConfigError(
+                f"--inception-weights {args.inception_weights} is not a file; pass torch-fidelity's "
+                "weights-inception-2015-12-05-6726825d.pth or pytorch-fid's pt_inception-2015-12-05-6726825d.pth"
+            )
     json_path = json_target(args)
 
     from ganforge.checkpoint import load_generator
@@ -88,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     common = dict(
         data_dir=args.data_dir, n=args.n, extractor=args.extractor, seed=args.seed, batch_size=args.batch_size,
-        device=device, on_progress=progress_bars(),
+        inception_weights=args.inception_weights, device=device, on_progress=progress_bars(),
     )  # fmt: skip
     if args.run is not None:
         generator = load_generator(args.run, device=device)
@@ -99,4 +120,10 @@ def run(args: argparse.Namespace) -> int:
     if json_path is not None:
         write_text_atomic(json_path, json.dumps(result, indent=2) + "\n")
         print(f"wrote {json_path}")
+        run_dir = Path(args.run) if args.run is not None else None
+        if run_dir is not None and json_path == run_dir / "eval.json" and (run_dir / "config.json").is_file():
+            from ganforge.model_card import refresh  # a training run's folder: its card shows the new numbers
+
+            if (card := refresh(args.run)) is not None:
+                print(f"wrote {card}")
     return 0

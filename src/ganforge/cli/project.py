@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ganforge.cli.common import add_device_arg, progress_bars
+from ganforge.cli.common import add_device_arg, add_watermark_args, progress_bars, watermark_setting
 from ganforge.errors import ConfigError
 
 DEFAULT_STEPS = 200  # ganforge.project.DEFAULT_STEPS, written out so that `--help` needs no torch
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--starts", type=int, default=DEFAULT_STARTS, help=f"random starts an image ({DEFAULT_STARTS})")
     p.add_argument("--class", dest="label", type=int, default=None, help="fix the class of a conditional generator")
     p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+    add_watermark_args(p)
     add_device_arg(p)
     p.set_defaults(func=run)
 
@@ -73,12 +74,12 @@ def run(args: argparse.Namespace) -> int:
     names = output_names(args.images)
 
     import numpy as np
-    import torch
 
     from ganforge.checkpoint import load_generator
     from ganforge.device import resolve_device
     from ganforge.images import make_grid, provenance, save_image, to_uint8
     from ganforge.io import atomic_path, write_text_atomic
+    from ganforge.marking import FROM_GENERATOR, make_marker
     from ganforge.project import project, read_images
     from ganforge.sample import CLASSES_FILE, LATENTS_FILE
 
@@ -97,14 +98,20 @@ def run(args: argparse.Namespace) -> int:
         with atomic_path(out / CLASSES_FILE) as tmp, open(tmp, "wb") as f:
             np.save(f, result.labels.numpy().astype(np.int64))
     rows = []
-    for i, (image, name, pixels) in enumerate(zip(args.images, names, to_uint8(result.images), strict=True)):
+    # Reconstructions are generated images: marked as `ganforge sample` marks them. The inputs are not.
+    marker = make_marker(watermark_setting(args), G.sha256, FROM_GENERATOR)
+    marked = marker.apply(to_uint8(result.images))
+    mark_text = marker.text(*marked.shape[1:3])
+    for i, (image, name, pixels) in enumerate(zip(args.images, names, marked, strict=True)):
         label = None if result.labels is None else int(result.labels[i])
         extra = {"ganforge:latents": f"{LATENTS_FILE} row {i}", "ganforge:projected_from": Path(image).name}
+        extra |= mark_text
         save_image(pixels, out / name, provenance(generator_sha256=G.sha256, index=i, label=label, extra=extra))
         cosine = None if result.feature_cosine is None else round(float(result.feature_cosine[i]), 4)
         rows.append({"input": image, "output": name, "class": label, "pixel_mse": round(float(result.pixel_mse[i]), 5),
                      "feature_cosine": cosine})  # fmt: skip
-    pairs = torch.stack([result.targets, result.images], dim=1).flatten(0, 1)  # input, reconstruction, input, ...
+    inputs = to_uint8(result.targets)
+    pairs = np.stack([inputs, marked], axis=1).reshape(-1, *inputs.shape[1:])  # input, reconstruction, input, ...
     nrow = 2 * min(len(names), 8)
     grid_text = provenance(generator_sha256=G.sha256, nrow=nrow, extra={"ganforge:layout": "input, reconstruction"})
     save_image(make_grid(pairs, nrow=nrow), out / GRID_FILE, grid_text)

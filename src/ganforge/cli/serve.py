@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 
-from ganforge.cli.common import add_device_arg
+from ganforge.cli.common import add_device_arg, add_watermark_args
 from ganforge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--access-log", action="store_true", help="log one line a request on stderr (uvicorn's access log; off)"
     )
+    add_watermark_args(p)
     add_device_arg(p)
     p.set_defaults(func=run)
 
@@ -80,11 +81,18 @@ def run(args: argparse.Namespace) -> int:
         ) from e
     from ganforge.device import resolve_device
     from ganforge.serve.worker import SETTINGS_VAR, build_app
+    from ganforge.watermark_keys import resolve_key
+
+    # The key is resolved (and a per-user key made) once, here, not in every worker; they get its path.
+    if args.no_watermark and args.key_file:
+        raise ConfigError("--no-watermark and --key-file contradict each other; pass one of them")
+    key_file = None if args.no_watermark else resolve_key(args.key_file)[1]
 
     # 2. Load the model once; the app holds it. Worker processes rebuild it from the same settings.
     settings = {
         "generator": str(args.generator), "token": args.token, "max_n": args.max_n, "max_steps": args.max_steps,
         "threads": args.threads, "device": str(resolve_device(args.device)),
+        "watermark": key_file is not None, "key_file": None if key_file is None else str(key_file),
     }  # fmt: skip
     app, G = build_app(settings)
 

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ganforge.cli.common import add_device_arg, is_terminal
+from ganforge.cli.common import add_device_arg, add_watermark_args, is_terminal, watermark_setting
 from ganforge.config import (
     ARCHS,
     AUGMENTS,
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data",
         default=None,
-        help="data spec: mnist, mnist-sample, stacked-mnist, fashion-mnist, idx:DIR, folder:DIR, toy:ring8",
+        help="data spec: mnist, mnist-sample, stacked-mnist, fashion-mnist, idx:DIR, folder:DIR, toy:ring8, toy:grid25",
     )
     p.add_argument("--data-dir", default=None, help="folder to look in first for mnist / fashion-mnist files")
     p.add_argument("--steps", type=int, default=None, help="the run's total number of steps (also when resuming)")
@@ -127,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard events to RUN/tb")
     g.add_argument("--watch", action="store_true", help="rewrite RUN/report.html at every sample step (open it)")
     g.add_argument("--sync-bn", action="store_true", default=None, help="torchrun: SyncBatchNorm across processes")
+    add_watermark_args(g)  # the sample grids' watermark; the key never goes into the run directory
     p.set_defaults(func=run)
 
 
@@ -136,8 +137,16 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
 
     base = get_preset(args.preset or "seed")
     out = args.out or base.out_dir
+    if args.resume_from and not args.out:  # a checkpoint of a run continues that run
+        owner = Path(args.resume_from).parent.parent
+        if (owner / rundir.CONFIG_FILE).is_file():
+            out = str(owner)
     if (args.resume or args.resume_from) and (Path(out) / rundir.CONFIG_FILE).is_file():
         base = rundir.read_config(out)[0]
+    elif args.resume_from:  # a new run (a branch) from another run's checkpoint: that checkpoint's config
+        from ganforge.checkpoint import checkpoint_config
+
+        base = checkpoint_config(args.resume_from)
     changes: dict[str, Any] = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
     changes.update({k: True for k in _SWITCHES if getattr(args, k)})
     if args.betas is not None:
@@ -178,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         resume_from=args.resume_from,
         on_step=_progress(cfg) if is_terminal() and env_rank() == 0 else None,
         watch=args.watch,
+        watermark=watermark_setting(args) if env_rank() == 0 else False,  # rank 0 alone writes the grids
     )
     if env_rank() == 0:
         print(summary(result, cfg))
@@ -212,7 +222,9 @@ def summary(result: RunResult, cfg: TrainConfig) -> str:
     losses = "  ".join(f"{k} {v:.4f}" for k, v in result.final.items() if k in ("loss_d", "loss_g"))
     lines = [
         f"{'stopped' if result.interrupted else 'done'}: {result.run_dir}  step {result.step}/{cfg.steps}",
-        f"  trained {result.steps_trained} steps in {result.seconds:.1f} s ({result.img_per_s:.0f} img/s)",
+        f"  trained {result.steps_trained} steps in {result.seconds:.1f} s: {result.train_seconds:.1f} s of steps "
+        f"({result.img_per_s:.0f} img/s), {max(result.seconds - result.train_seconds, 0):.1f} s of checks, grids, "
+        "checkpoints and the report",
     ]
     if losses:
         lines.append(f"  final {losses}")

@@ -255,7 +255,8 @@ def _refuse_partial(name: str, split: str, data_dir: str | Path) -> None:
                 f"{name}: the {which} split{'s are' if len(parts) > 1 else ' is'} missing from {folder} "
                 f"(it holds {', '.join(held)}; "
                 f"expected {', '.join(f + '[.gz]' for f in missing)}); add those files, "
-                f"or run `ganforge data prepare {name} --data-dir {folder}` where a network is"
+                f"run `ganforge data prepare {name} --data-dir {folder}` where a network is, "
+                f"or train on the files it has with --data idx:{folder}"
             )
 
 

@@ -1,7 +1,8 @@
 """Offline evaluation: the metric registry and `evaluate`, which returns the eval.json dict.
 
-Every number is computed on features of an extractor that ganforge ships (see `extractors.py`)
-against a fixed reference set (see `reference.py`), and the result records that protocol.
+Every number is computed on features of an extractor that ganforge ships (see `extractors.py`), or of
+the FID Inception network with the user's weights file (`inception.py`), against a fixed reference set
+(see `reference.py`); the result records that protocol and names the extractor in every score's label.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import Tensor
 
 from ganforge.checkpoint import load_generator
 from ganforge.data import load_dataset, to_float, toy_modes
+from ganforge.data.folder import native_shape
 from ganforge.errors import ConfigError
 from ganforge.metrics import coverage, kid, knn, modes, precision_recall, stacked, toy
 from ganforge.metrics.cache import ReferenceStats, cached_reference_stats, compute_stats
@@ -27,8 +29,9 @@ from ganforge.metrics.extractors import KNOWN as EXTRACTORS
 from ganforge.metrics.extractors import Extractor, load_extractor, resolve_extractor_name
 from ganforge.metrics.features import extract, extract_features
 from ganforge.metrics.fid import frechet_distance, frechet_from_stats
+from ganforge.metrics.inception_score import SHUFFLE_SEED, inception_score
 from ganforge.metrics.reference import REFERENCE_COUNT, load_reference
-from ganforge.metrics.report import format_table
+from ganforge.metrics.report import format_table, score_labels
 from ganforge.models import Generator
 from ganforge.sample import GENERATE_CHUNK, class_labels, generate, latents
 from ganforge.version import __version__
@@ -55,6 +58,8 @@ class Context:
     knn: dict[str, float] | None = None  # filled by the one k-NN pass that four metrics share
     channel_probs: np.ndarray | None = None  # (N, 3, 10) digit probabilities of each channel; stacked data only
     labels: np.ndarray | None = None  # (N,) the class each sample was drawn for; a conditional generator only
+    is_splits: int = 10  # Inception Score splits
+    extractor: str = ""  # its name: "inception" follows torch-fidelity's protocol for KID and IS
 
 
 def _fid(ctx: Context) -> dict[str, Any]:
@@ -62,9 +67,31 @@ def _fid(ctx: Context) -> dict[str, Any]:
     return {"fid": frechet_from_stats(mu, sigma, ctx.ref.mu, ctx.ref.sigma)}
 
 
+FEW_SAMPLES = 1_000  # below this, evaluate warns and reports FID's bootstrap spread
+BOOTSTRAP_RESAMPLES = 20
+
+
+def _fid_spread(ctx: Context) -> float:
+    """The std of FID over bootstrap resamples (with replacement) of the samples' features: the estimate's spread."""
+    rng = np.random.default_rng(ctx.seed)
+    feats = ctx.fake.astype(np.float64)
+    values = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        pick = feats[rng.integers(0, len(feats), len(feats))]
+        values.append(frechet_from_stats(pick.mean(0), np.cov(pick, rowvar=False), ctx.ref.mu, ctx.ref.sigma))
+    return round(float(np.std(values)), 4)
+
+
 def _kid(ctx: Context) -> dict[str, Any]:
+    # On Inception features, the subsets are torch-fidelity's (its sampler and seed), so its figures are ours.
+    is_inception = ctx.extractor == "inception"
     mean, std = kid.kernel_distance(
-        ctx.fake, ctx.ref.features, num_subsets=ctx.kid_subsets, subset_size=ctx.kid_subset_size, seed=ctx.seed
+        ctx.fake,
+        ctx.ref.features,
+        num_subsets=ctx.kid_subsets,
+        subset_size=ctx.kid_subset_size,
+        seed=SHUFFLE_SEED if is_inception else ctx.seed,
+        sampler="numpy" if is_inception else "torch",
     )
     return {"kid": mean, "kid_std": std}
 
@@ -91,10 +118,21 @@ def _density_coverage(ctx: Context) -> dict[str, Any]:
 
 
 def _classifier_score(ctx: Context) -> dict[str, Any]:
-    return {"classifier_score": None if ctx.probs is None else classifier_score(ctx.probs)}
+    if ctx.probs is None or ctx.extractor == "inception":  # on Inception, the Inception Score below is the one
+        return {"classifier_score": None}
+    return {"classifier_score": classifier_score(ctx.probs)}
+
+
+def _inception_score(ctx: Context) -> dict[str, Any]:
+    if ctx.probs is None or ctx.extractor != "inception":
+        return {}
+    mean, std = inception_score(ctx.probs, splits=ctx.is_splits)
+    return {"inception_score": mean, "inception_score_std": std}
 
 
 def _modes(ctx: Context) -> dict[str, Any]:
+    if ctx.extractor == "inception":  # ImageNet's 1,008 classes say nothing of a data set's modes
+        return {}
     if ctx.toy_modes is not None:
         centers, std = ctx.toy_modes
         hist = toy.mode_histogram(ctx.fake, centers, std)
@@ -126,9 +164,19 @@ METRICS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "precision_recall": _precision_recall,
     "density_coverage": _density_coverage,
     "classifier_score": _classifier_score,
+    "inception_score": _inception_score,  # extractor "inception" only
     "modes": _modes,
     "stacked": _stacked,  # stacked-mnist only: its modes of 1,000 digit triples
 }
+
+
+def _inception_protocol(is_splits: int) -> dict[str, Any]:
+    return {
+        "kid_sampler": f"numpy RandomState({SHUFFLE_SEED}).choice, as torch-fidelity",
+        "is_splits": is_splits,
+        "is_shuffle_seed": SHUFFLE_SEED,
+        "quantisation": "uint8: round((x + 1) * 127.5), grey repeated to RGB",
+    }
 
 
 def default_samples(data: str) -> int:
@@ -159,7 +207,8 @@ def _extract(
 
 
 def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
-    need = {"fid": 2, "kid": kid_subset_size, "precision_recall": precision_recall.K + 1}
+    # KID's subsets shrink to the sample count (see evaluate), so a few hundred images still score, with a warning.
+    need = {"fid": 2, "kid": min(kid_subset_size, 2), "precision_recall": precision_recall.K + 1}
     need["density_coverage"] = coverage.K + 1
     return max([need.get(name, 1) for name in names], default=1)
 
@@ -192,7 +241,9 @@ def _generated_images(
     """(images in [-1, 1], what they came from) from a generator (sampled in eval mode) or given images."""
     if images is not None:
         if isinstance(images, (str, Path)):
-            ds = load_dataset(f"folder:{images}", image_size=image_size, channels=channels)
+            # An extractor of any input size (Inception) reads a folder at its images' own size, as torch-fidelity.
+            size = image_size or native_shape(images)[1]
+            ds = load_dataset(f"folder:{images}", image_size=size, channels=channels)
             x, source = to_float(ds.images).float(), {"images": str(images)}
         else:
             x, source = to_float(torch.as_tensor(images)), {"images": "tensor"}
@@ -225,13 +276,18 @@ def evaluate(
     kid_subsets: int = kid.NUM_SUBSETS,
     kid_subset_size: int = kid.SUBSET_SIZE,
     reference_count: int = REFERENCE_COUNT,
+    inception_weights: str | Path | None = None,
+    is_splits: int = 10,
     device: str | torch.device = "cpu",
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Score a generator (a module, run dir or generator file) or images (a tensor in [-1, 1] or a folder).
 
     data: the data spec whose reference set to score against; default: the generator's training data
-    (its provenance), else mnist. n: default 10,000 (stacked-mnist: 26,000). Returns the eval.json dict
+    (its provenance), else mnist. n: default 10,000 (stacked-mnist: 26,000). extractor: default by data;
+    "inception" (implied by inception_weights) scores FID, KID, IS and the k-NN metrics on the FID Inception
+    network with that weights file (else $GANFORGE_INCEPTION_WEIGHTS), as torch-fidelity does; is_splits: the
+    Inception Score's splits. Returns the eval.json dict
     (see DESIGN.md); metrics that were not asked for are None. on_progress(stage, done, total): called as
     the long stages go (sampling, features, the first reference build), for the caller's progress bar.
 
@@ -270,23 +326,29 @@ def evaluate(
     n = default_samples(data) if n is None else n
     minimum = _minimum_samples(names, kid_subset_size)
     if images is None and n < minimum:
-        raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got n={n}")
+        raise ConfigError(f"these metrics need at least {minimum} samples (k-NN k+1); got n={n}")
     is_toy = data.startswith("toy:")
+    if inception_weights is not None and extractor is None:
+        extractor = "inception"
+    if inception_weights is not None and extractor != "inception":
+        raise ConfigError(f"inception_weights is for extractor 'inception'; got extractor={extractor!r}: drop one")
 
     # 1. The extractor (toy data is scored on its 2-D coordinates).
     if is_toy:
         if extractor is not None:
             raise ConfigError(f"toy data ({data}) is scored on its 2-D points; drop extractor={extractor!r}")
         net = None
-        extractor_info: dict[str, Any] = {"name": "coordinates", "sha256": None}
+        extractor_info: dict[str, Any] = {"name": "coordinates", "sha256": None, "label": "2-D points", "resize": None}
     else:
         extractor_name = resolve_extractor_name(extractor, data)
         if is_stacked and extractor_name != "mnist":
             raise ConfigError(
                 f"stacked-mnist is scored per channel by the mnist extractor; drop extractor={extractor!r}"
             )
-        net = load_extractor(extractor_name, device=device)
-        extractor_info = {"name": net.name, "sha256": net.sha256}
+        net = load_extractor(extractor_name, device=device, inception_weights=inception_weights)
+        extractor_info = {"name": net.name, "sha256": net.sha256, "label": net.label, "resize": net.resize}
+        if "weights" in net.metadata:
+            extractor_info["weights"] = net.metadata["weights"]
         if is_stacked:
             extractor_info["per_channel"] = True
     # Folders of images are loaded at the extractor's size (0: any size, as Inception resizes itself).
@@ -302,10 +364,13 @@ def evaluate(
         what = "the generator's images" if images is None else f"the images in {images}"
         stacked.check_images(fake_images, what="the images" if isinstance(images, Tensor) else what)
     if n_fake < minimum:
-        raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
+        raise ConfigError(f"these metrics need at least {minimum} samples (k-NN k+1); got {n_fake}")
+    if image_size is None and net is not None and data.startswith("folder:"):  # any-size extractor: the samples' size
+        image_size = int(fake_images.shape[-1])
     ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
     if ref.count < minimum:
         raise ConfigError(f"these metrics need at least {minimum} reference images; {data!r} has {ref.count}")
+    kid_subset_size = min(kid_subset_size, n_fake, ref.count)  # recorded in the protocol
 
     # 3. Features of both; the reference's are cached with their Gaussian, k-NN radii and class mix.
     if net is None:
@@ -351,10 +416,12 @@ def evaluate(
     # 4. The metrics.
     drawn_for = None if generator is None or is_stacked else class_labels(generator, n_fake, None)
     ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info, channel_probs=channel_probs,
-                  labels=None if drawn_for is None else drawn_for.numpy())  # fmt: skip
+                  labels=None if drawn_for is None else drawn_for.numpy(), is_splits=is_splits,
+                  extractor=str(extractor_info["name"]))  # fmt: skip
     result: dict[str, Any] = dict.fromkeys(
         ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
     )
+    result.update(dict.fromkeys(["inception_score", "inception_score_std"]))
     result.update({"modes_covered": None, "num_modes": None, "mode_kl": None})
     if is_stacked:
         result.update(dict.fromkeys(["stacked_modes", "stacked_kl", "stacked_confident"]))
@@ -363,6 +430,14 @@ def evaluate(
         t = time.perf_counter()
         result.update(METRICS[name](ctx))
         timings[name] = round(time.perf_counter() - t, 3)
+    if n_fake < FEW_SAMPLES and result.get("fid") is not None:
+        result["fid_bootstrap_std"] = _fid_spread(ctx)
+        log.warning(
+            "only %d samples: estimates this small vary from draw to draw (FID %.2f, std %.2f over %d bootstrap "
+            "resamples of the samples) and FID is biased upward (it falls as the count grows); compare only figures "
+            "made at the same count, and use %d or more samples where you can",
+            n_fake, result["fid"], result["fid_bootstrap_std"], BOOTSTRAP_RESAMPLES, FEW_SAMPLES,
+        )  # fmt: skip
     result.update(
         {
             "n_samples": n_fake,
@@ -370,12 +445,19 @@ def evaluate(
             "extractor": extractor_info,
             "data": data,
             "seed": seed,
+            "labels": score_labels(result, str(extractor_info["label"])),
             "protocol": {
+                "samples": n_fake,
+                "reference": ref.describe(),
+                "extractor": extractor_info["name"],
+                "extractor_sha256": extractor_info["sha256"],
+                "resize": extractor_info["resize"],
                 "kid_subsets": kid_subsets,
                 "kid_subset_size": kid_subset_size,
                 "k_precision_recall": precision_recall.K,
                 "k_density_coverage": coverage.K,
                 "mode_confidence": modes.CONFIDENCE,
+                **(_inception_protocol(is_splits) if extractor_info["name"] == "inception" else {}),
                 **({"stacked_confidence": stacked.CONFIDENCE} if is_stacked else {}),
             },
             **source,

@@ -142,3 +142,45 @@ def cached_reference_stats(
     except (GanforgeError, OSError) as e:  # a read-only home still evaluates, just without the cache
         log.warning("could not cache reference statistics: %s", e)
     return stats
+
+
+def cached_arrays(
+    name: str, fields: dict[str, object], compute: Callable[[], dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Small named arrays (a training probe's reference figures, say) cached like the reference stats.
+
+    fields: everything the arrays depend on (data content hash, extractor sha256, seed, count, ...), JSON-able;
+    they make the key. A missing, foreign or corrupt file is recomputed; a cache that can't be written is logged.
+    """
+    key = hashlib.sha256(json.dumps({"format": ARRAYS_FORMAT, **fields}, sort_keys=True).encode()).hexdigest()
+    path = metrics_cache_dir() / f"{name}-{key[:16]}.safetensors"
+    if path.is_file():
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+            if metadata.get("key") == key and metadata.get("payload_sha256") == _arrays_sha256(tensors):
+                return {k: v.numpy() for k, v in tensors.items()}
+            log.warning("cache %s is stale or corrupt; recomputing it", path)
+        except (SafetensorError, OSError, ValueError) as e:
+            log.warning("cache %s is unreadable (%s); recomputing it", path, e)
+    arrays = compute()
+    tensors = {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"key": key, "payload_sha256": _arrays_sha256(tensors)})
+    except (GanforgeError, OSError) as e:
+        log.warning("could not cache %s: %s", name, e)
+    return arrays
+
+
+ARRAYS_FORMAT = "ganforge.cached-arrays.v1"
+
+
+def _arrays_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        digest.update(f"{name} {tuple(t.shape)} {t.dtype};".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()

@@ -1,4 +1,4 @@
-"""The feature extractors ganforge ships: small CNN classifiers for 28x28 grey images, hash-checked at load."""
+"""Feature extractors: the shipped CNNs for 28x28 grey images (hash-checked), and Inception from the user's file."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from ganforge.errors import CheckpointError, ConfigError
+from ganforge.metrics.inception import PYTORCH_FID_FILE, RESIZE, TORCH_FIDELITY_FILE, InceptionV3, load_inception
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +22,16 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHA256SUMS = "SHA256SUMS"
 EXTRACTOR_FORMAT = "ganforge.extractor"
 FEATURE_DIM = 128
-# Shipped extractors: name -> weights file in WEIGHTS_DIR. "inception" is optional (torch-fidelity).
+# Shipped extractors: name -> weights file in WEIGHTS_DIR. "inception" reads a weights file the user has.
 SHIPPED = {"mnist": "mnist.safetensors", "fashion-mnist": "fashion-mnist.safetensors"}
 KNOWN = (*SHIPPED, "inception")
-INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
+RESIZE_SHIPPED = "bilinear with antialiasing (torch interpolate) to 28x28 where sizes differ"
+INCEPTION_ENV = "GANFORGE_INCEPTION_WEIGHTS"
+INCEPTION_HELP = (
+    f"ganforge never downloads it. Use torch-fidelity's {TORCH_FIDELITY_FILE} (github.com/toshas/torch-fidelity "
+    f"release v0.2.0) or pytorch-fid's {PYTORCH_FID_FILE} (github.com/mseitzer/pytorch-fid release fid_weights), "
+    f"which those tools keep in ~/.cache/torch/hub/checkpoints; pass --inception-weights FILE or set {INCEPTION_ENV}"
+)
 
 
 class DigitNet(nn.Module):
@@ -69,6 +76,12 @@ class Extractor:
     feature_dim: int
     num_classes: int
     metadata: dict[str, str]
+    label: str = ""  # how scores name it: "FID (mnist features)", "FID (Inception)"
+    resize: str = RESIZE_SHIPPED  # what happens to images of another size
+    batch_limit: int | None = None  # images a forward pass at most (Inception: 64, as torch-fidelity; bounds memory)
+
+    def __post_init__(self) -> None:
+        self.label = self.label or f"{self.name} features"
 
 
 def recorded_hashes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, str]:
@@ -105,10 +118,20 @@ def resolve_extractor_name(name: str | None, data: str) -> str:
     return "mnist"
 
 
-def load_extractor(name: str, *, weights_dir: Path | None = None, device: str | torch.device = "cpu") -> Extractor:
-    """Load a shipped extractor, checking its file against the sha256 the package records."""
+def load_extractor(
+    name: str,
+    *,
+    weights_dir: Path | None = None,
+    device: str | torch.device = "cpu",
+    inception_weights: str | Path | None = None,
+) -> Extractor:
+    """Load a shipped extractor, checking its file against the sha256 the package records.
+
+    "inception": the FID Inception network with the weights file `inception_weights` (see
+    `inception_weights_path` for where else it is looked for).
+    """
     if name == "inception":
-        return _load_inception(device)
+        return _load_inception(inception_weights, device)
     if name not in SHIPPED:
         raise ConfigError(f"unknown extractor {name!r}; use one of {', '.join(KNOWN)}")
     weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
@@ -140,40 +163,47 @@ def load_extractor(name: str, *, weights_dir: Path | None = None, device: str | 
     return Extractor(name, net, actual, (1, 28, 28), FEATURE_DIM, num_classes, metadata)
 
 
-class _Inception(nn.Module):
-    """torch-fidelity's InceptionV3 (the TF FID graph): [-1, 1] images -> (pool3 (B, 2048), logits (B, 1008))."""
+class _InceptionOnFloats(nn.Module):
+    """[-1, 1] floats (B, 1 or 3, H, W) -> the FID Inception's (pool3 (B, 2048), logits (B, 1008)).
 
-    def __init__(self, weights: Path) -> None:
+    The floats are quantised to uint8 as ganforge writes its PNGs (round((x + 1) * 127.5)), grey is
+    repeated to RGB, and the network resizes and normalises as torch-fidelity does (inception.py).
+    """
+
+    def __init__(self, net: InceptionV3) -> None:
         super().__init__()
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-        self.net = FeatureExtractorInceptionV3(
-            "inception-v3-compat", ["2048", "logits_unbiased"], feature_extractor_weights_path=str(weights)
-        )
+        self.net = net
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         pixels = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
         if pixels.size(1) == 1:
             pixels = pixels.expand(-1, 3, -1, -1)
-        features, logits = self.net(pixels)
-        return features, logits
+        return self.net(pixels)
 
 
-def _load_inception(device: str | torch.device) -> Extractor:
-    """Inception via torch-fidelity, only from weights already on disk: ganforge never downloads them."""
-    try:
-        import torch_fidelity  # noqa: F401
-    except ImportError as e:
-        raise ConfigError(
-            "extractor 'inception' needs torch-fidelity (pip install torch-fidelity) and its weights on disk; "
-            f"or use one of {', '.join(SHIPPED)}"
-        ) from e
-    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")).expanduser()
-    path = Path(os.environ.get("GANFORGE_INCEPTION_WEIGHTS", hub / "hub" / "checkpoints" / INCEPTION_WEIGHTS))
-    if not path.is_file():
-        raise ConfigError(
-            f"extractor 'inception' needs the FID Inception weights at {path} (or set GANFORGE_INCEPTION_WEIGHTS); "
-            f"ganforge does not download them. Or use one of {', '.join(SHIPPED)}"
-        )
-    net = _Inception(path).to(device).eval()
-    return Extractor("inception", net, file_sha256(path), (3, 0, 0), 2048, 1008, {"weights": str(path)})
+def inception_weights_path(path: str | Path | None = None) -> Path:
+    """The Inception weights file: `path`, else $GANFORGE_INCEPTION_WEIGHTS, else torch-fidelity's or
+    pytorch-fid's file where torch.hub caches downloads ($TORCH_HOME/hub/checkpoints). Never downloads.
+    """
+    if path is None and os.environ.get(INCEPTION_ENV):
+        path = os.environ[INCEPTION_ENV]
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"Inception weights {path} do not exist or are not a file; {INCEPTION_HELP}")
+        return path
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")).expanduser() / "hub" / "checkpoints"
+    for name in (TORCH_FIDELITY_FILE, PYTORCH_FID_FILE):
+        if (hub / name).is_file():
+            return hub / name
+    raise ConfigError(f"extractor 'inception' needs the FID Inception weights file; {INCEPTION_HELP}")
+
+
+def _load_inception(path: str | Path | None, device: str | torch.device) -> Extractor:
+    """The FID Inception network with the user's weights file; ganforge ships and downloads no Inception weights."""
+    path = inception_weights_path(path)
+    net = _InceptionOnFloats(load_inception(path)).to(device).eval()
+    metadata = {"weights": str(path), "resize": RESIZE}
+    return Extractor(
+        "inception", net, file_sha256(path), (3, 0, 0), 2048, 1008, metadata, "Inception", RESIZE, batch_limit=64
+    )

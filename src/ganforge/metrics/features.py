@@ -68,6 +68,7 @@ def extract(
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1; got {batch_size}")
     x = prepare_images(images, extractor)
+    batch_size = min(batch_size, extractor.batch_limit or batch_size)
     net = extractor.net.to(device).eval()
     features, probs = [], []
     for start in range(0, x.size(0), batch_size):

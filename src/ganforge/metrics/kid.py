@@ -2,10 +2,15 @@
 
 The unbiased estimator of the squared MMD with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3,
 averaged over random subsets; its mean and standard deviation over the subsets are reported, as in
-the paper's code, torch-fidelity and stylegan2-ada (100 subsets of 1,000 by default).
+the paper's code, torch-fidelity and stylegan2-ada (100 subsets of 1,000 by default). The subsets are
+drawn by torch's generator, or with `sampler="numpy"` as torch-fidelity draws them (per subset,
+`RandomState(seed).choice(N, size, replace=False)` of the generated features, then of the reference
+ones), so that torch-fidelity's seed picks the same subsets and the figures agree.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,6 +46,7 @@ def kernel_distance(
     num_subsets: int = NUM_SUBSETS,
     subset_size: int = SUBSET_SIZE,
     seed: int = 0,
+    sampler: Literal["torch", "numpy"] = "torch",
 ) -> tuple[float, float]:
     """KID between two (N, D) feature sets: (mean, std) of the unbiased MMD^2 over random subsets."""
     x, y = torch.as_tensor(features_fake, dtype=torch.float32), torch.as_tensor(features_real, dtype=torch.float32)
@@ -53,10 +59,17 @@ def kernel_distance(
                 f"use more samples or a smaller kid_subset_size"
             )
     rng = torch.Generator().manual_seed(seed)
+    rng_numpy = np.random.RandomState(seed)
+
+    def subset(n: int) -> Tensor:
+        if sampler == "numpy":
+            return torch.from_numpy(rng_numpy.choice(n, subset_size, replace=False))
+        return torch.randperm(n, generator=rng)[:subset_size]
+
     values = []
     for _ in range(num_subsets):
-        xs = x[torch.randperm(x.size(0), generator=rng)[:subset_size]]
-        ys = y[torch.randperm(y.size(0), generator=rng)[:subset_size]]
+        xs = x[subset(x.size(0))]
+        ys = y[subset(y.size(0))]
         values.append(mmd2_unbiased(xs, ys))
     v = np.asarray(values)
     return float(v.mean()), float(v.std())

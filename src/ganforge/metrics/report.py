@@ -1,4 +1,4 @@
-"""The terminal table of an eval.json result."""
+"""The terminal table of an eval.json result; every score is labelled with its extractor ("FID (Inception)")."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ ROWS = (
     ("density", "density", "real neighbourhoods per sample / k (about 1 for real data)"),
     ("coverage", "coverage", "share of real neighbourhoods holding a sample"),
     ("classifier_score", "classifier score", "Inception-Score-style, at most the number of classes"),
+    ("inception_score", "IS", "Inception Score, mean ± std over splits, higher is better"),
     ("modes_covered", "modes covered", "classes with at least a tenth of a fair share of confident samples"),
     ("high_quality", "high quality", "share of samples within 3 std of a mode"),
     ("mode_kl", "mode KL", "KL(sample classes || reference classes), lower is better"),
@@ -30,6 +31,9 @@ def _value(result: dict[str, Any], key: str) -> str:
     if key == "kid":
         std = result.get("kid_std")
         return f"{value:.5f} ± {std:.5f}" if std is not None else f"{value:.5f}"
+    if key == "inception_score":
+        std = result.get("inception_score_std")
+        return f"{value:.3f} ± {std:.3f}" if std is not None else f"{value:.3f}"
     if key == "modes_covered":
         return f"{value} / {result.get('num_modes')}"
     if key == "stacked_modes":
@@ -39,13 +43,29 @@ def _value(result: dict[str, Any], key: str) -> str:
     return str(value)
 
 
+def extractor_label(result: dict[str, Any]) -> str | None:
+    """How the result's scores name their extractor: "mnist features", "Inception", "2-D points"."""
+    ext = result.get("extractor") or {}
+    if ext.get("label"):
+        return str(ext["label"])
+    return f"{ext['name']} features" if ext.get("name") else None  # eval.json written before labels
+
+
+def score_labels(result: dict[str, Any], extractor: str | None) -> dict[str, str]:
+    """key -> "FID (mnist features)" for every score in the result that has a value."""
+    suffix = f" ({extractor})" if extractor else ""
+    return {key: f"{label}{suffix}" for key, label, _ in ROWS if result.get(key) is not None}
+
+
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the scores in an `evaluate` result, with its protocol underneath."""
-    rows = [(label, _value(result, key), note) for key, label, note in ROWS if key in result]
+    labels = score_labels(result, extractor_label(result))
+    shown = [row for row in ROWS if row[0] in result and not (row[0] == "inception_score" and result[row[0]] is None)]
+    rows = [(labels.get(key, label), _value(result, key), note) for key, label, note in shown]
     width_label = max(len(r[0]) for r in rows)
     width_value = max(len(r[1]) for r in rows)
     lines = [f"{label:<{width_label}}  {value:>{width_value}}  {note}" for label, value, note in rows]
-    ref, ext = result.get("reference") or {}, result.get("extractor") or {}
+    ref, ext, protocol = result.get("reference") or {}, result.get("extractor") or {}, result.get("protocol") or {}
     sha = (ext.get("sha256") or "")[:12]
     lines.append("")
     lines.append(
@@ -54,4 +74,6 @@ def format_table(result: dict[str, Any]) -> str:
         f"{', per channel' if ext.get('per_channel') else ''}; "
         f"{result.get('time_s', 0):.1f} s"
     )
+    if protocol.get("resize") and ext.get("name") == "inception":
+        lines.append(f"images: {protocol.get('quantisation')}; resized {protocol['resize']}")
     return "\n".join(lines)

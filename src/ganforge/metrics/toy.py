@@ -44,3 +44,9 @@ def mode_histogram(points: Tensor | np.ndarray, centers: Tensor, std: float) -> 
     """(K,) share of the points nearest to each mode."""
     nearest, _ = nearest_modes(points, centers, std)
     return class_histogram(nearest, len(centers))
+
+
+def near_mode_histogram(points: Tensor | np.ndarray, centers: Tensor, std: float) -> np.ndarray | None:
+    """(K,) share of the high-quality points (within 3 std of a mode) at each mode; None when there is none."""
+    nearest, good = nearest_modes(points, centers, std)
+    return class_histogram(nearest[good], len(centers)) if good.any() else None

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from ganforge.errors import ConfigError, GanforgeError
 from ganforge.images import grid_nrow, is_points, make_grid, png_bytes, provenance, to_uint8, toy_scatter_bytes
+from ganforge.marking import Marker, WatermarkSetting, make_marker
 from ganforge.models import Generator
 from ganforge.sample import MAX_SEED, class_labels, class_text, generator_modes, latents, slerp
 from ganforge.serve import projection
@@ -216,13 +217,17 @@ class _Output:
     nrow: int | None = None
 
 
-def _encode(G: Generator, images: Tensor, out: _Output) -> bytes:
-    """On the worker thread: images (N, C, H, W) -> the reply's body; every PNG has provenance chunks."""
+def _encode(G: Generator, images: Tensor, out: _Output, marker: Marker) -> bytes:
+    """On the worker thread: images (N, C, H, W) -> the reply's body; every PNG has provenance chunks.
+
+    Images are watermarked one by one (a grid's tiles before tiling), as `ganforge sample` does.
+    """
+    mark_text = {} if is_points(G.cfg.shape) else marker.text(*G.cfg.shape[1:])
 
     def text(index: int | str, label: str | int | None = out.label, nrow: int | None = None) -> dict[str, str]:
         return provenance(
             generator_sha256=G.sha256, seed=out.seed, index=index, truncation=out.truncation, label=label,
-            nrow=nrow, extra=out.extra_text,
+            nrow=nrow, extra=out.extra_text | mark_text,
         )  # fmt: skip
 
     n = images.size(0)
@@ -232,11 +237,12 @@ def _encode(G: Generator, images: Tensor, out: _Output) -> bytes:
         seed_b = out.extra_text.get("ganforge:seed_b")
         title = f"seed {out.seed}" + (f" to seed {seed_b}" if seed_b else "")  # as `ganforge sample` titles it
         return toy_scatter_bytes(images.reshape(n, 2), generator_modes(G), body, title=title)
+    pixels = marker.apply(to_uint8(images))
     if out.fmt == "grid":
         nrow = grid_nrow(n, out.nrow)
-        return png_bytes(make_grid(images, nrow=nrow), text(f"0-{n - 1}", nrow=nrow))
+        return png_bytes(make_grid(pixels, nrow=nrow), text(f"0-{n - 1}", nrow=nrow))
     labels: list[int] | list[None] = out.classes or [None] * n
-    pngs = [png_bytes(pixels, text(i, labels[i])) for i, pixels in enumerate(to_uint8(images))]
+    pngs = [png_bytes(one, text(i, labels[i])) for i, one in enumerate(pixels)]
     if out.fmt == "zip":
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
@@ -262,12 +268,17 @@ def make_app(
     max_image_bytes: int = 1_048_576,
     max_project_steps: int = 500,
     batching: bool | None = None,
+    watermark: WatermarkSetting = True,
+    model_card: str | None = None,
 ) -> FastAPI:
     """The API and web page for generator G (from `load_generator`), loaded once by the caller.
 
     Args:
         token: when set, every request but the page's files needs `Authorization: Bearer TOKEN`.
         batching: None checks at startup that batching keeps results bit-identical; False turns it off.
+        watermark: True marks every image with the default key (GANFORGE_KEY_FILE or the per-user key),
+            bytes with that key, False not at all (the provenance says which).
+        model_card: the run's MODEL_CARD.md text, returned by /v1/model and shown on the page (None: no card).
         max_image_bytes, max_project_steps: the limits of POST /v1/project (the image file's size, Adam steps).
 
     Example:
@@ -279,6 +290,7 @@ def make_app(
             f"got {max_n}, {max_steps}, {max_body_bytes}"
         )
     cfg = G.cfg
+    marker = make_marker(watermark, G.sha256)
     batcher = MicroBatcher(G, max_rows=max(max_n, max_steps, 256), batching=batching)
     log.debug("serving generator %s; batching %s", G.sha256, batcher.batching)
     static = _static_files()
@@ -322,7 +334,7 @@ def make_app(
     async def respond(z: Tensor, labels: Tensor | None, out: _Output) -> Response:
         if out.fmt == "scatter" and not points:
             raise ConfigError("format 'scatter' is for 2-D (toy) models; use grid, zip or json")
-        body = await batcher.generate(z, labels, post=lambda images: _encode(G, images, out))
+        body = await batcher.generate(z, labels, post=lambda images: _encode(G, images, out, marker))
         headers = {"Content-Disposition": f'attachment; filename="{out.name}.zip"'} if out.fmt == "zip" else None
         return Response(body, media_type=media[out.fmt], headers=headers)
 
@@ -353,7 +365,9 @@ def make_app(
     _route(app, "/v1/generate", generate, GenerateRequest, "Generate images for a seed")
     _route(app, "/v1/interpolate", interpolate, InterpolateRequest, "Interpolate between two seeds")
     if not points:  # a 2-D model makes points: there is no image to find
-        projection.add_projection_route(app, G, max_image_bytes=max_image_bytes, max_steps=max_project_steps)
+        projection.add_projection_route(
+            app, G, marker=marker, max_image_bytes=max_image_bytes, max_steps=max_project_steps
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -385,6 +399,7 @@ def make_app(
             "can_project": not points,
             "batching": batcher.batching,
             "ganforge_version": __version__,
+            "model_card": model_card,  # Markdown, or null when the generator has no run directory with a card
         }
 
     @app.get("/", include_in_schema=False)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ganforge.errors import ConfigError, DataError
 from ganforge.images import png_bytes, provenance, to_uint8
+from ganforge.marking import Marker
 from ganforge.metrics.extractors import Extractor
 from ganforge.models import Generator
 from ganforge.project import DEFAULT_STEPS, extractor_for, project, read_images
@@ -74,7 +75,7 @@ def _decode_base64(text: str, max_image_bytes: int) -> bytes | JSONResponse:
     return data
 
 
-def add_projection_route(app: FastAPI, G: Generator, *, max_image_bytes: int, max_steps: int) -> None:
+def add_projection_route(app: FastAPI, G: Generator, *, marker: Marker, max_image_bytes: int, max_steps: int) -> None:
     """Add POST /v1/project to the app: one projection at a time, on a worker thread."""
     if max_steps < 4 or max_image_bytes < 64:
         raise ConfigError(
@@ -90,12 +91,14 @@ def add_projection_route(app: FastAPI, G: Generator, *, max_image_bytes: int, ma
         targets = read_images([data], G.cfg.shape)
         result = project(G, targets, steps=steps, label=label, seed=seed, extractor=extractors["x"])
         one = None if result.labels is None else int(result.labels[0])
+        pixels = marker.apply(to_uint8(result.images))  # a generated image: marked as /v1/generate's are
         extra = {"ganforge:projection": f"projected from an uploaded image, {steps} steps"}
+        extra |= marker.text(*pixels.shape[1:3])
         text = provenance(generator_sha256=G.sha256, seed=seed, index=0, label=one, extra=extra)
         cosine = None if result.feature_cosine is None else float(result.feature_cosine[0])
         return {
             "latent": [float(v) for v in result.z[0].tolist()], "class": one,
-            "image": base64.b64encode(png_bytes(to_uint8(result.images)[0], text)).decode("ascii"),
+            "image": base64.b64encode(png_bytes(pixels[0], text)).decode("ascii"),
             "input": base64.b64encode(png_bytes(to_uint8(result.targets)[0])).decode("ascii"),
             "pixel_mse": float(result.pixel_mse[0]), "feature_cosine": cosine, "extractor": result.extractor,
             "steps": steps, "seed": seed,

@@ -16,8 +16,10 @@ from fastapi import FastAPI
 
 from ganforge.checkpoint import load_generator
 from ganforge.device import resolve_device
+from ganforge.model_card import read_model_card
 from ganforge.models import Generator
 from ganforge.serve.app import make_app
+from ganforge.watermark_keys import resolve_key
 
 SETTINGS_VAR = "GANFORGE_SERVE_SETTINGS"
 
@@ -28,7 +30,10 @@ def build_app(settings: dict[str, Any]) -> tuple[FastAPI, Generator]:
     if device.type == "cpu":
         torch.set_num_threads(settings["threads"])
     G = load_generator(settings["generator"], device=device)
-    app = make_app(G, token=settings["token"], max_n=settings["max_n"], max_steps=settings["max_steps"])
+    # The settings name the key's file, never the key: they travel to the workers in the environment.
+    watermark = resolve_key(settings.get("key_file"))[0] if settings.get("watermark", True) else False
+    app = make_app(G, token=settings["token"], max_n=settings["max_n"], max_steps=settings["max_steps"],
+                   watermark=watermark, model_card=read_model_card(settings["generator"]))  # fmt: skip
     return app, G
 
 

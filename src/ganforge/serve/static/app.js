@@ -215,6 +215,11 @@
       $("interp-section").hidden = true;
       $("grid").hidden = true;
     }
+    if (model.model_card) {
+      // The run's MODEL_CARD.md, shown as text (never parsed as HTML).
+      $("model-card").textContent = model.model_card;
+      $("card-section").hidden = false;
+    }
     $("count").querySelectorAll("option").forEach((o) => (o.disabled = Number(o.value) > model.limits.max_n));
     $("steps").max = String(model.limits.max_steps);
     limits = model.limits;
