@@ -97,7 +97,10 @@ def test_healthz_and_model(client, G):
     assert info["config"]["z_dim"] == 100 and info["image_size"] == 28 and info["channels"] == 1
     assert info["is_conditional"] is False and info["classes"] == []
     assert info["provenance"]["preset"] == "seed"
-    assert info["limits"] == {"max_n": 64, "max_steps": 16, "max_body_bytes": 16384}
+    assert info["limits"] == {
+        "max_n": 64, "max_steps": 16, "max_body_bytes": 16384, "max_image_bytes": 1_048_576, "max_project_steps": 500
+    }  # fmt: skip
+    assert info["can_project"] is True
 
 
 def test_openapi_is_served_and_states_the_limits(client):

@@ -12,6 +12,7 @@ import time
 
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("fastapi", reason="needs the serve extra: pip install -e '.[serve]'")
 uvicorn = pytest.importorskip("uvicorn", reason="needs the serve extra: pip install -e '.[serve]'")
@@ -181,6 +182,25 @@ def test_page_without_token_asks_for_it(page, base_url):
     assert len(_loaded_sources(page, "#grid img")) == 16
 
 
+def test_find_this_image_box(page, base_url, tmp_path):
+    errors = _watch_errors(page)
+    upload = tmp_path / "digit.png"
+    Image.new("L", (40, 40), 0).save(upload)  # any size: the server converts it to the model's
+    page.goto(f"{base_url}/?token={TOKEN}")
+    page.wait_for_selector("#find-section:not([hidden])")
+    page.set_input_files("#find-file", str(upload))
+    page.fill("#find-steps", "12")
+    page.click("#find-form button")
+    page.wait_for_selector("#find-result:not([hidden])")
+    found = _loaded_sources(page, "#find-result img")
+    assert len(found) == 2 and all(src.startswith("data:image/png;base64,") for src in found)
+    assert page.eval_on_selector("#find-output", "i => i.naturalWidth") == 28
+    facts = page.inner_text("#find-facts")
+    assert "pixel MSE" in facts and "latent" in facts
+    assert ("class" in facts) == page.is_visible(".class-picker")
+    assert errors == []
+
+
 @pytest.fixture(scope="module")
 def toy_url(tmp_path_factory):
     torch.manual_seed(0)
@@ -203,7 +223,7 @@ def test_a_2d_model_shows_a_scatter_plot_not_squares(page, toy_url):
         "() => { const i = document.querySelector('#scatter'); return !i.hidden && i.complete && i.naturalWidth > 0; }"
     )
     assert page.eval_on_selector("#scatter", "i => i.naturalWidth") >= 300
-    assert page.is_hidden("#grid") and page.is_hidden("#interp-section")
+    assert page.is_hidden("#grid") and page.is_hidden("#interp-section") and page.is_hidden("#find-section")
     first = page.get_attribute("#scatter", "src")
     page.click("#new-samples")
     page.wait_for_function("src => document.querySelector('#scatter').src !== src", arg=first)

@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from ganforge import pretrained
 from ganforge.config import ModelConfig, TrainConfig, model_config_from_dict
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.io import atomic_path, file_digest
@@ -125,13 +126,18 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def save_generator(path: str | Path, G: nn.Module, cfg: ModelConfig, provenance: dict[str, Any]) -> None:
+def save_generator(
+    path: str | Path, G: nn.Module, cfg: ModelConfig, provenance: dict[str, Any], *, half: bool = False
+) -> None:
     """Write the shareable generator: weights, model config and provenance in safetensors metadata.
 
     Identical weights, config and provenance give identical bytes (so the file's sha256 names the
     model, not the write): every JSON text is written with sorted keys and nothing depends on time.
+    half: store the floating-point tensors as float16 (half the size; `load_generator` makes them float32 again).
     """
     tensors = {k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     metadata = {
         "format": GENERATOR_FORMAT,
         "format_version": GENERATOR_FORMAT_VERSION,
@@ -139,6 +145,8 @@ def save_generator(path: str | Path, G: nn.Module, cfg: ModelConfig, provenance:
         "model_config": json.dumps(asdict(cfg), sort_keys=True),
         "provenance": json.dumps(provenance, sort_keys=True),
     }
+    if half:
+        metadata["storage_dtype"] = "float16"
     data = _sorted_header(safetensors_bytes(tensors, metadata=metadata))
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)  # into the file atomic_path made, so it keeps the umask's mode
@@ -159,12 +167,17 @@ def _sorted_header(data: bytes) -> bytes:
 
 
 def resolve_generator_path(path: str | Path) -> Path:
-    """A run directory or a generator file -> the generator file's path."""
+    """A run directory, a generator file or `pretrained:NAME` (shipped in the package) -> the generator file's path."""
+    if pretrained.is_spec(path):
+        return pretrained.resolve(str(path))
     path = Path(path)
     if path.is_dir():
         path = path / GENERATOR_FILE
     if not path.is_file():
-        raise CheckpointError(f"no generator file at {path}; pass a run directory or a {GENERATOR_FILE} file")
+        raise CheckpointError(
+            f"no generator file at {path}; pass a run directory, a {GENERATOR_FILE} file or pretrained:NAME "
+            "(`ganforge pretrained list` shows them)"
+        )
     return path
 
 

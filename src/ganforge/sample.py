@@ -304,3 +304,98 @@ def class_names(G: Generator) -> list[str]:
     recorded = (getattr(G, "provenance", None) or {}).get("class_names") or []
     k = G.cfg.num_classes
     return [str(name) for name in recorded] if len(recorded) == k else [str(i) for i in range(k)]
+
+
+LATENTS_FILE = "latents.npy"  # what `ganforge project` writes: (N, z_dim) float32
+CLASSES_FILE = "classes.npy"  # beside it, for a conditional G: (N,) int64
+
+
+def load_latents(path: str | Path, G: Generator, label: int | None = None) -> tuple[Tensor, Tensor | None]:
+    """A latents file (N, z_dim) and its classes (classes.npy beside it, or `label` for all) -> (z, labels)."""
+    path = Path(path)
+    z = _read_npy(path, "latents")
+    if z.ndim == 1:
+        z = z[None]
+    if z.ndim != 2 or z.shape[1] != G.cfg.z_dim or not np.issubdtype(z.dtype, np.floating) or len(z) == 0:
+        raise ConfigError(
+            f"--latents {path} holds an array of shape {z.shape} ({z.dtype}); this generator needs (N, {G.cfg.z_dim}) "
+            "floats, as `ganforge project` writes for it"
+        )
+    if not np.isfinite(z).all():
+        raise ConfigError(f"--latents {path} holds NaN or infinite values; pass the latents `ganforge project` wrote")
+    if G.cfg.num_classes == 0 or label is not None:
+        return torch.from_numpy(z.astype(np.float32)), class_labels(G, len(z), label)
+    classes_path = path.with_name(CLASSES_FILE)
+    if not classes_path.is_file():
+        raise ConfigError(
+            f"this generator is conditional and there is no {CLASSES_FILE} beside {path}; pass --class K for all"
+        )
+    classes = _read_npy(classes_path, "classes").reshape(-1)
+    if not np.issubdtype(classes.dtype, np.integer) or len(classes) != len(z):
+        raise ConfigError(
+            f"{classes_path} holds {len(classes)} {classes.dtype} values for {len(z)} latents; "
+            f"it must hold one integer class a latent, as `ganforge project` writes"
+        )
+    return torch.from_numpy(z.astype(np.float32)), class_labels(G, len(z), classes.astype(np.int64).tolist())
+
+
+def _read_npy(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)  # never unpickle code
+    except FileNotFoundError as e:
+        raise ConfigError(f"no {what} file at {path}; pass the {LATENTS_FILE} that `ganforge project` wrote") from e
+    except (ValueError, OSError, EOFError) as e:
+        raise ConfigError(f"{path} is not a .npy array of {what} ({e}); pass a file `ganforge project` wrote") from e
+
+
+def save_latent_images(
+    G: Generator,
+    out: str | Path,
+    z: Tensor,
+    labels: Tensor | None,
+    *,
+    steps: int | None = None,
+    source: str = LATENTS_FILE,
+    nrow: int | None = None,
+    watermark: WatermarkSetting = True,
+) -> list[Path]:
+    """Render given latents (N, z_dim): a grid (or one PNG a latent with a folder `out`), with provenance.
+
+    steps: instead, interpolate (slerp) from each latent to the next in `steps` frames: one grid row a pair.
+    A conditional G holds one class along a path, so the latents of a pair must share theirs.
+    """
+    if is_points(G.cfg.shape):
+        raise ConfigError("--latents renders images; this generator makes 2-D points")
+    check_out(out)
+    sha = str(getattr(G, "sha256", None) or "unknown")
+    is_folder = _is_folder_target(str(out))
+    extra = {"ganforge:latents": source}
+    if steps is not None:
+        if steps < 2 or len(z) < 2:
+            raise ConfigError(f"interpolation needs --interpolate >= 2 and two latents or more; got {steps}, {len(z)}")
+        if labels is not None and int(labels.unique().numel()) > 1:
+            shown = ", ".join(str(int(c)) for c in labels.tolist()[:6])
+            raise ConfigError(f"these latents have different classes ({shown}); a path holds one class: pass --class K")
+        t = torch.linspace(0, 1, steps)
+        z = torch.cat([slerp(z[i], z[i + 1], t) for i in range(len(z) - 1)])
+        labels = None if labels is None else labels[:1].expand(len(z)).clone()
+        nrow = steps
+        extra["ganforge:interpolation"] = f"slerp between consecutive latents in {steps} steps"
+    images = generate(G, z, labels)
+    label = class_text(G, labels)
+    marker = make_marker(watermark, sha, FROM_GENERATOR)  # as save_samples: every image marked, tiles one by one
+    pixels = to_uint8(images)
+    marked = marker.apply(pixels)
+    extra |= marker.text(*pixels.shape[1:3])
+    if is_folder:
+        paths = []
+        for i, one_image in enumerate(marked):
+            path = Path(out) / f"latent_{i:05d}.png"
+            one = None if labels is None else int(labels[i])
+            save_image(one_image, path, provenance(generator_sha256=sha, index=i, label=one, extra=extra))
+            paths.append(path)
+        return paths
+    nrow = grid_nrow(len(images), nrow)
+    text = provenance(generator_sha256=sha, index=f"0-{len(images) - 1}", label=label, nrow=nrow, extra=extra)
+    save_image(make_grid(marked, nrow=nrow), out, text)
+    return [Path(out)]

@@ -26,6 +26,8 @@ SUBCOMMANDS = (
     "key",
     "detect",
     "detector",
+    "project",
+    "pretrained",
 )
 
 

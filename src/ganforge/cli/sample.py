@@ -23,6 +23,11 @@ For a 2-D (toy) model, writes a scatter plot of the points over the data's modes
 
   ganforge sample runs/seed --n 25 --seed 7 --out grid.png
   ganforge sample runs/cgan --per-class --out classes.png   # one row per class
+  ganforge sample runs/cgan --latents proj/latents.npy --out again.png   # what `ganforge project` found
+  ganforge sample runs/cgan --latents proj/latents.npy --interpolate 8 --out path.png  # latent to latent
+
+With --latents, the latents come from the file (N, z_dim) instead of a seed, and for a conditional
+generator their classes from classes.npy beside it (or --class K for all).
 """
 
 GRID_N = 25  # default --n: a 5x5 grid
@@ -37,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("generator", metavar="RUN_OR_FILE", help="run directory or generator.safetensors")
+    p.add_argument("generator", metavar="RUN_OR_FILE", help="run directory, generator.safetensors or pretrained:NAME")
     p.add_argument(
         "--n",
         type=int,
@@ -59,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--per-class", action="store_true", help="a grid with one row for each class of a conditional generator"
     )
     p.add_argument("--nrow", type=int, default=None, help="images a row in the grid (default: square)")
+    p.add_argument("--latents", metavar="FILE", help="render these latents (.npy, as `ganforge project` writes)")
+    p.add_argument(
+        "--interpolate",
+        type=int,
+        metavar="STEPS",
+        help="with --latents: STEPS frames from each latent to the next (slerp), one grid row a pair",
+    )
     add_watermark_args(p)
     c = p.add_argument_group("C2PA content credentials (needs the c2pa extra: pip install 'ganforge[c2pa]')")
     c.add_argument("--c2pa-cert", metavar="CHAIN.pem", help="sign a C2PA manifest with this certificate chain")
@@ -92,6 +104,10 @@ def run(args: argparse.Namespace) -> int:
         args.out = default_out(args.seed)
     check_out(args.out)  # the file types any model writes; a 2-D model's narrower set is checked once it is loaded
     refuse_run_files(args.out)
+    if args.latents is not None:
+        return _run_latents(args)
+    if args.interpolate is not None:
+        raise ConfigError("--interpolate goes between the latents of a file: pass --latents FILE too")
 
     from ganforge.checkpoint import load_generator
     from ganforge.device import resolve_device
@@ -121,4 +137,32 @@ def run(args: argparse.Namespace) -> int:
     where = paths[0] if len(paths) == 1 else f"{len(paths)} files in {paths[0].parent}"
     what = f"{n} points" if points else f"{n} samples a class" if args.per_class else f"{n} samples"
     print(f"wrote {what} (seed {args.seed}) to {where}")
+    return 0
+
+
+def _run_latents(args: argparse.Namespace) -> int:
+    """`--latents FILE`: render (or interpolate between) given latents instead of a seed's."""
+    if args.per_class or args.n is not None:
+        raise ConfigError("--latents renders the file's latents; drop --n and --per-class")
+    if args.interpolate is not None and args.interpolate < 2:
+        raise ConfigError(
+            f"--interpolate must be at least 2 (frames from one latent to the next); got {args.interpolate}"
+        )
+
+    from pathlib import Path
+
+    from ganforge.checkpoint import load_generator
+    from ganforge.device import resolve_device
+    from ganforge.sample import check_out, load_latents, save_latent_images
+
+    check_out(args.out)
+    G = load_generator(args.generator, device=resolve_device(args.device))
+    z, labels = load_latents(args.latents, G, args.label)
+    paths = save_latent_images(
+        G, args.out, z, labels, steps=args.interpolate, source=Path(args.latents).name, nrow=args.nrow,
+        watermark=watermark_setting(args),
+    )  # fmt: skip
+    where = paths[0] if len(paths) == 1 else f"{len(paths)} files in {paths[0].parent}"
+    what = f"paths between {len(z)} latents" if args.interpolate else f"{len(z)} latents"
+    print(f"wrote {what} from {args.latents} to {where}")
     return 0

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve the HTTP API and web page for a generator",
         description="Serve a generator: the web page at /, the API at /v1/* (spec at /openapi.json).",
     )
-    p.add_argument("generator", metavar="RUN_OR_FILE", help="a run directory or a generator.safetensors file")
+    p.add_argument(
+        "generator", metavar="RUN_OR_FILE", help="a run directory, a generator.safetensors file or pretrained:NAME"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
     p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000; 0 picks a free one)")
     p.add_argument(

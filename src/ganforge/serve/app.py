@@ -1,7 +1,8 @@
 """The HTTP API and web page for one generator: `make_app(G)` returns a FastAPI app.
 
-Endpoints: GET|HEAD /healthz, GET /v1/model, POST /v1/generate, POST /v1/interpolate, GET
-/openapi.json, and the page at / (with /static/* and /favicon.ico). Errors are JSON
+Endpoints: GET|HEAD /healthz, GET /v1/model, POST /v1/generate, POST /v1/interpolate, POST
+/v1/project (image models; serve/projection.py), GET /openapi.json, and the page at / (with
+/static/* and /favicon.ico). Errors are JSON
 `{"error": code, "message": text}`; bad input is a 4xx, never a 500. With a token, every request
 but the page's own files and /healthz (which reveals nothing, and load balancers probe it) must
 send `Authorization: Bearer TOKEN`; the page reads it once from `/?token=TOKEN` into sessionStorage.
@@ -37,6 +38,7 @@ from ganforge.images import grid_nrow, is_points, make_grid, png_bytes, provenan
 from ganforge.marking import Marker, WatermarkSetting, make_marker
 from ganforge.models import Generator
 from ganforge.sample import MAX_SEED, class_labels, class_text, generator_modes, latents, slerp
+from ganforge.serve import projection
 from ganforge.serve.batching import MicroBatcher
 from ganforge.version import __version__
 
@@ -131,10 +133,13 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
 class _Guard:
     """ASGI middleware: the token (401) and the body size limit (413), before anything reads the body."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str | None, max_body_bytes: int, path_limits: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.token = token
         self.max_body_bytes = max_body_bytes
+        self.path_limits = path_limits or {}  # paths that take larger bodies (an uploaded image)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,12 +154,13 @@ class _Guard:
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
             return
+        limit = self.path_limits.get(path, self.max_body_bytes)
         length = headers.get(b"content-length")
         if length is not None:
             if not length.isdigit():
                 await _error(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
-            elif int(length) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            elif int(length) > limit:
+                await self._too_large(scope, receive, send, limit)
             else:
                 await self.app(scope, receive, send)
             return
@@ -166,8 +172,8 @@ class _Guard:
                 return
             body += message_in.get("body", b"")
             more = message_in.get("more_body", False)
-            if len(body) > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            if len(body) > limit:
+                await self._too_large(scope, receive, send, limit)
                 return
         replayed = False
 
@@ -180,8 +186,8 @@ class _Guard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"request body is over {self.max_body_bytes} bytes; send less"
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        message = f"request body is over {limit} bytes; send less"
         await _error(413, "body_too_large", message)(scope, receive, send)
 
     def _refusal(self, header: bytes | None) -> str | None:
@@ -259,6 +265,8 @@ def make_app(
     max_n: int = 256,
     max_steps: int = 64,
     max_body_bytes: int = 16_384,
+    max_image_bytes: int = 1_048_576,
+    max_project_steps: int = 500,
     batching: bool | None = None,
     watermark: WatermarkSetting = True,
     model_card: str | None = None,
@@ -271,6 +279,8 @@ def make_app(
         watermark: True marks every image with the default key (GANFORGE_KEY_FILE or the per-user key),
             bytes with that key, False not at all (the provenance says which).
         model_card: the run's MODEL_CARD.md text, returned by /v1/model and shown on the page (None: no card).
+        max_image_bytes: the largest image file POST /v1/project takes.
+        max_project_steps: the most Adam steps a POST /v1/project may ask for.
 
     Example:
         >>> uvicorn.run(make_app(ganforge.load_generator("runs/seed")), host="127.0.0.1", port=8000)
@@ -302,7 +312,9 @@ def make_app(
         lifespan=lifespan,
         **_no_telemetry(),
     )
-    app.add_middleware(_Guard, token=token, max_body_bytes=max_body_bytes)
+    points = is_points(cfg.shape)
+    path_limits = {} if points else {projection.PATH: max(max_body_bytes, projection.body_limit(max_image_bytes))}
+    app.add_middleware(_Guard, token=token, max_body_bytes=max_body_bytes, path_limits=path_limits)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -319,8 +331,6 @@ def make_app(
         response = _error(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
-
-    points = is_points(cfg.shape)
 
     async def respond(z: Tensor, labels: Tensor | None, out: _Output) -> Response:
         if out.fmt == "scatter" and not points:
@@ -355,6 +365,10 @@ def make_app(
     # FastAPI reads the body type from the annotation; these models are built per app, so set it here.
     _route(app, "/v1/generate", generate, GenerateRequest, "Generate images for a seed")
     _route(app, "/v1/interpolate", interpolate, InterpolateRequest, "Interpolate between two seeds")
+    if not points:  # a 2-D model makes points: there is no image to find
+        projection.add_projection_route(
+            app, G, marker=marker, max_image_bytes=max_image_bytes, max_steps=max_project_steps
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -376,7 +390,14 @@ def make_app(
             "is_points": points,
             "classes": list(range(cfg.num_classes)),
             "provenance": G.provenance,
-            "limits": {"max_n": max_n, "max_steps": max_steps, "max_body_bytes": max_body_bytes},
+            "limits": {
+                "max_n": max_n,
+                "max_steps": max_steps,
+                "max_body_bytes": max_body_bytes,
+                "max_image_bytes": max_image_bytes,
+                "max_project_steps": max_project_steps,
+            },  # fmt: skip
+            "can_project": not points,
             "batching": batcher.batching,
             "ganforge_version": __version__,
             "model_card": model_card,  # Markdown, or null when the generator has no run directory with a card

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from fastapi import FastAPI
 
-from ganforge.checkpoint import load_generator
+from ganforge.checkpoint import load_generator, resolve_generator_path
 from ganforge.device import resolve_device
 from ganforge.model_card import read_model_card
 from ganforge.models import Generator
@@ -32,8 +32,10 @@ def build_app(settings: dict[str, Any]) -> tuple[FastAPI, Generator]:
     G = load_generator(settings["generator"], device=device)
     # The settings name the key's file, never the key: they travel to the workers in the environment.
     watermark = resolve_key(settings.get("key_file"))[0] if settings.get("watermark", True) else False
+    # The card beside the generator file (pretrained:NAME resolves into the package, which holds none).
+    card = read_model_card(resolve_generator_path(settings["generator"]))
     app = make_app(G, token=settings["token"], max_n=settings["max_n"], max_steps=settings["max_steps"],
-                   watermark=watermark, model_card=read_model_card(settings["generator"]))  # fmt: skip
+                   watermark=watermark, model_card=card)  # fmt: skip
     return app, G
 
 

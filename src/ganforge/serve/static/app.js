@@ -1,4 +1,4 @@
-// The ganforge page: samples, an interpolation strip and the model's provenance, from this server's API.
+// The ganforge page: samples, an interpolation strip, finding an uploaded image, and the model's provenance.
 "use strict";
 
 (() => {
@@ -8,6 +8,7 @@
   let frames = [];
   let isPoints = false; // a 2-D (toy) model: its samples are points, shown as one scatter plot
   let scatterUrl = null;
+  let limits = {};
 
   // A token comes once as /?token=T; keep it for this tab only and drop it from the address bar.
   const query = new URLSearchParams(location.search);
@@ -140,6 +141,50 @@
     setFrame(Math.round(fraction * (frames.length - 1)));
   }
 
+  function readAsDataUrl(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(reader.result);
+      reader.onerror = () => reject(new Error(`cannot read ${file.name}`));
+      reader.readAsDataURL(file);
+    });
+  }
+
+  function facts(rows) {
+    return rows.flatMap(([k, v]) => {
+      const dt = document.createElement("dt");
+      const dd = document.createElement("dd");
+      dt.textContent = k;
+      dd.textContent = String(v);
+      return [dt, dd];
+    });
+  }
+
+  // Find this image: upload it, get back the closest latent, its class and the image G makes from it.
+  async function findImage() {
+    const file = $("find-file").files[0];
+    if (!file) throw new Error("choose an image file first");
+    if (file.size > limits.max_image_bytes) {
+      throw new Error(`${file.name} is ${file.size} bytes; this server takes images up to ${limits.max_image_bytes}`);
+    }
+    const picked = $("class").value;
+    const fields = { image: await readAsDataUrl(file), steps: Number($("find-steps").value) };
+    if (picked !== "") fields.class = Number(picked);
+    status("searching the latent space…");
+    const data = await api("/v1/project", JSON.stringify(fields));
+    $("find-input").src = "data:image/png;base64," + data.input;
+    $("find-output").src = "data:image/png;base64," + data.image;
+    const rows = [
+      ["file", file.name],
+      ...(data.class === null ? [] : [["class", data.class]]),
+      ["pixel MSE", data.pixel_mse.toFixed(4)],
+      ...(data.feature_cosine === null ? [] : [[`${data.extractor} feature cosine`, data.feature_cosine.toFixed(3)]]),
+      ["latent", "[" + data.latent.map((v) => v.toFixed(3)).join(", ") + "]"],
+    ];
+    $("find-facts").replaceChildren(...facts(rows));
+    $("find-result").hidden = false;
+  }
+
   function showModel(model) {
     const cfg = model.config;
     const kind = model.is_conditional ? `${cfg.num_classes} classes` : "unconditional";
@@ -155,15 +200,7 @@
       ...Object.entries(model.provenance || {}).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]),
       ["served by", `ganforge ${model.ganforge_version}`],
     ];
-    $("provenance").replaceChildren(
-      ...rows.flatMap(([k, v]) => {
-        const dt = document.createElement("dt");
-        const dd = document.createElement("dd");
-        dt.textContent = k;
-        dd.textContent = String(v);
-        return [dt, dd];
-      }),
-    );
+    $("provenance").replaceChildren(...facts(rows));
     if (model.is_conditional) {
       const picker = $("class");
       picker.replaceChildren(new Option("all (cycle)", ""), ...model.classes.map((c) => new Option(String(c), String(c))));
@@ -185,6 +222,11 @@
     }
     $("count").querySelectorAll("option").forEach((o) => (o.disabled = Number(o.value) > model.limits.max_n));
     $("steps").max = String(model.limits.max_steps);
+    limits = model.limits;
+    if (model.can_project) {
+      $("find-steps").max = String(model.limits.max_project_steps);
+      $("find-section").hidden = false;
+    }
   }
 
   // Run an action, reporting failures on the status line instead of throwing them away.
@@ -222,6 +264,10 @@
     $("seed-a").value = randomSeed();
     $("seed-b").value = randomSeed();
     run(showInterpolation);
+  });
+  $("find-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    run(findImage);
   });
   $("slider").addEventListener("input", () => setFrame(Number($("slider").value)));
   $("token-form").addEventListener("submit", (e) => {
