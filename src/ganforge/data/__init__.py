@@ -1,4 +1,4 @@
-"""Data sets by spec (mnist, mnist-sample, stacked-mnist, fashion-mnist, idx:DIR, folder:DIR, toy:*) in memory."""
+"""Data sets by spec (mnist, mnist-sample, stacked-mnist, fashion-mnist, emoji, idx:DIR, folder:DIR, toy:*)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ganforge.data import download as _download
-from ganforge.data import idx, stacked
+from ganforge.data import emoji, idx, stacked
 from ganforge.data.folder import conform, load_folder
 from ganforge.data.mnist import (
     SPLIT_FILES,
@@ -55,6 +55,10 @@ SPECS = {
         "(1,000 classes)"
     ),
     "fashion-mnist": "Fashion-MNIST, 60,000 train + 10,000 test clothes, 28x28 grey",
+    "emoji[:SIZE]": (
+        "the 3,655 Noto colour emoji (3,288 train + 367 test), RGB on white, default 64x64, 9 groups "
+        "(emoji:subgroup: 99 subgroups)"
+    ),
     "idx:DIR": "every IDX images file in DIR (gzipped or not), with labels where present",
     "folder:DIR": "images of any size and mode under DIR, resized and cropped (default 64x64)",
     "toy:ring8": "8 Gaussians on a circle of radius 2 (std 0.02), 2-D points",
@@ -84,6 +88,7 @@ class Dataset:
     split: str
     source: str
     class_names: tuple[str, ...] = ()  # label k is class_names[k], where known
+    identity: dict[str, str] = field(default_factory=dict)  # what the content was made from (emoji: font, sha256s)
     _hash: str | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
@@ -301,6 +306,8 @@ def load_dataset(
                 "train a 3-channel model (--channels 3, as the stacked-mnist preset does)"
             )
         ds = _load_stacked(spec, split, data_dir, download, mirrors)
+    elif kind == emoji.SPEC:
+        return _load_emoji(spec, split, image_size, channels)
     elif kind == "idx":
         ds = _load_idx_dir(spec, Path(arg).expanduser())
     elif kind == "folder":
@@ -313,6 +320,28 @@ def load_dataset(
     if image_size is not None or channels is not None:
         ds.images = conform(ds.images, image_size=image_size, channels=channels)
     return ds
+
+
+def _load_emoji(spec: str, split: str, image_size: int | None, channels: int | None) -> Dataset:
+    """emoji[:SIZE][:subgroup]: rendered at image_size when given (else SIZE, else 64), group or subgroup labels."""
+    size, kind = emoji.parse_spec(spec)
+    if image_size is not None and size is not None and size != image_size:
+        log.info("%s: rendering at the model's %dx%d rather than %dx%d", spec, image_size, image_size, size, size)
+    side = image_size or size or emoji.DEFAULT_SIZE
+    found = emoji.load_set(side)
+    keep = found.mask(split)
+    names = found.groups if kind == "group" else found.subgroups
+    images = torch.from_numpy(found.images[keep])
+    if channels == 1:
+        log.warning("%s holds colour images; converting them to grey (pass --channels 3 to keep colour)", spec)
+        images = conform(images, channels=1)
+    labels = torch.from_numpy(found.labels(kind)[keep])
+    source = (
+        f"{keep.sum():,} of {len(keep):,} emoji ({split} split) rendered at {side}x{side} from {emoji.FONT_PATH} "
+        f"({found.identity['font']}), grouped by {emoji.EMOJI_TEST_PATH} ({found.identity['emoji_test']})"
+    )
+    name = f"emoji-{side}" + ("-subgroup" if kind == "subgroup" else "")
+    return Dataset(spec, name, images, labels, len(names), split, source, names, dict(found.identity))
 
 
 def _load_idx_dir(spec: str, root: Path) -> Dataset:
@@ -344,6 +373,9 @@ def list_sources(data_dir: str | Path | None = None) -> list[dict[str, str]]:
         elif spec == stacked.SPEC:
             where = describe_found("mnist", data_dir)
             found = f"stacked from mnist in {where}" if where else "stacked from mnist-sample (mnist not found)"
+        elif spec.startswith(emoji.SPEC):
+            missing = [str(p) for p in (emoji.FONT_PATH, emoji.EMOJI_TEST_PATH) if not p.is_file()]
+            found = f"not found; `{emoji.INSTALL}`" if missing else f"rendered from {emoji.FONT_PATH}"
         elif spec.startswith("toy:"):
             found = "built in"
         else:

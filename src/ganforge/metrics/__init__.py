@@ -158,6 +158,20 @@ def _extract(
     return features, stacked.joint_probs(channel_probs), channel_probs
 
 
+def _input_shape(generator: Generator | None, images: Tensor | str | Path | None) -> tuple[int, ...] | None:
+    """(C, H, W) of what is scored, where known before loading it: the generator's, a tensor's or a folder's."""
+    if isinstance(generator, Generator):
+        return tuple(generator.cfg.shape)
+    if isinstance(images, (str, Path)):
+        from ganforge.data.folder import native_shape
+
+        c, side = native_shape(images)
+        return (c, side, side)
+    if images is not None and torch.as_tensor(images).ndim == 4:
+        return tuple(torch.as_tensor(images).shape[1:])
+    return None
+
+
 def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
     need = {"fid": 2, "kid": kid_subset_size, "precision_recall": precision_recall.K + 1}
     need["density_coverage"] = coverage.K + 1
@@ -280,7 +294,7 @@ def evaluate(
         net = None
         extractor_info: dict[str, Any] = {"name": "coordinates", "sha256": None}
     else:
-        extractor_name = resolve_extractor_name(extractor, data)
+        extractor_name = resolve_extractor_name(extractor, data, _input_shape(generator, images))
         if is_stacked and extractor_name != "mnist":
             raise ConfigError(
                 f"stacked-mnist is scored per channel by the mnist extractor; drop extractor={extractor!r}"
@@ -301,9 +315,18 @@ def evaluate(
     if is_stacked:
         what = "the generator's images" if images is None else f"the images in {images}"
         stacked.check_images(fake_images, what="the images" if isinstance(images, Tensor) else what)
+    if net is not None and net.input_shape[0] == 3 and net.input_shape[1] and not is_stacked:
+        # A colour extractor resizes whatever it gets: the reference comes at the samples' own size and channels,
+        # so both sets go through the same resize (a perfect 32 px generator matches the 32 px reference).
+        image_size, channels = int(fake_images.shape[-1]), int(fake_images.shape[1])
+    ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
+    if "kid" in names and ref.count < kid_subset_size:
+        log.info("KID subsets of %d: the reference (%s, %s) has fewer than %d images", ref.count, ref.name,
+                 ref.split, kid_subset_size)  # fmt: skip
+        kid_subset_size = ref.count
+        minimum = _minimum_samples(names, kid_subset_size)
     if n_fake < minimum:
         raise ConfigError(f"these metrics need at least {minimum} samples (KID subset size, k-NN k+1); got {n_fake}")
-    ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
     if ref.count < minimum:
         raise ConfigError(f"these metrics need at least {minimum} reference images; {data!r} has {ref.count}")
 

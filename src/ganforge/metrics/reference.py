@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,13 +28,17 @@ class Reference:
     images: Tensor
     content_hash: str
     source: str
+    identity: dict[str, str] = field(default_factory=dict)  # what the data was made from (emoji: font and sha256s)
 
     @property
     def count(self) -> int:
         return int(self.images.shape[0])
 
-    def describe(self) -> dict[str, str | int]:
-        return {"name": self.name, "split": self.split, "count": self.count}
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "split": self.split, "count": self.count}
+        if self.identity:
+            out["identity"] = dict(self.identity)
+        return out
 
 
 def _mnist_test(data_dir: str | Path | None) -> Dataset:
@@ -74,7 +79,9 @@ def load_reference(
 
     mnist and mnist-sample: the MNIST test split (10,000 digits held out from all training data).
     stacked-mnist: its test split, 10,000 images stacked from the MNIST test digits.
-    fashion-mnist and toy:*: their test split. idx:DIR and folder:DIR have no split, so a seeded subset
+    fashion-mnist and toy:*: their test split. emoji: its test split (367 emoji never trained on), rendered at
+    image_size (default the spec's size, else 64) with `channels`.
+    idx:DIR and folder:DIR have no split, so a seeded subset
     of the whole set is used (a generator trained on it has seen those images: keep a folder of
     held-out images and pass it as the data spec for a true held-out reference).
     """
@@ -87,6 +94,8 @@ def load_reference(
         ds = _stacked_test(data_dir)
     elif data == "fashion-mnist" or kind == "toy":
         ds = load_dataset(data, split="test", data_dir=data_dir)
+    elif kind == "emoji":
+        ds = load_dataset(data, split="test", image_size=image_size, channels=channels)
     else:
         ds = load_dataset(data, split="all", data_dir=data_dir, image_size=image_size, channels=channels)
     if len(ds) < 2:
@@ -95,4 +104,4 @@ def load_reference(
     if len(ds) > count:
         keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(SUBSET_SEED))[:count].sort().values
         images = images[keep]
-    return Reference(ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source)
+    return Reference(ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source, ds.identity)
