@@ -83,6 +83,7 @@ def rows_images() -> list[tuple[str, Tensor]]:
         (f"floor, hue rotated {HUE_DEGREES:g} degrees", rotate_hue(floor, HUE_DEGREES)),
         (f"floor, one skin tone only ({toned:,} emoji set to medium)", floor[swap]),
         (f"one group only: the {int(group.sum())} {ONE_GROUP} emoji, repeated", repeat_to(floor[group], n)),
+        ("floor, left and right halves swapped (layout, not a rung)", torch.roll(floor, 32, dims=3)),
     ]
 
 
