@@ -1,7 +1,7 @@
 """Train the colour extractor on the emoji training split: `python -m ganforge.metrics.train_extractor emoji`.
 
-Targets: each emoji's group (9), subgroup (99) and skin tone (none or one of 5), three heads on one
-128-d feature vector. Augmentation makes the features hold for unseen emoji and for the small
+Targets: each emoji's group (9, weighted by inverse frequency), subgroup (99) and skin tone (none or
+one of 5), three heads on one 128-d embedding. Augmentation makes the features hold for unseen emoji and for the small
 geometric and photometric differences a generator makes, and stops where a ladder rung begins:
 small shifts, scales and rotations (white padding), horizontal flips, mild brightness, contrast and
 saturation jitter, JPEG at quality 70-95 and faint pixel noise (std <= 0.02). No hue jitter, no blur
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 SIZE = 64
 TONE_NAMES = ["none", "light", "medium-light", "medium", "medium-dark", "dark"]
-EPOCHS = 12
+EPOCHS = 20
 BATCH_SIZE = 64
 LR = 2e-3
 WEIGHT_DECAY = 5e-4
@@ -126,6 +126,10 @@ def train(*, seed: int = 0, epochs: int | None = None) -> tuple[ColourNet, dict[
     test_idx = torch.from_numpy(np.flatnonzero(found.mask("test")))
     epochs = epochs or EPOCHS
 
+    # Groups weighted by inverse frequency (People & Body is 59% of the set): unweighted, the small groups were
+    # rarely predicted with confidence, even on training images, and real emoji covered 6 of the 9 groups.
+    counts = torch.bincount(targets[0][train_idx], minlength=len(found.groups)).float()
+    group_weight = counts.sum() / (len(counts) * counts)
     net = ColourNet(len(found.groups), len(found.subgroups), len(TONE_NAMES))
     opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     steps = epochs * math.ceil(len(train_idx) / BATCH_SIZE)
@@ -140,7 +144,7 @@ def train(*, seed: int = 0, epochs: int | None = None) -> tuple[ColourNet, dict[
                 continue
             _, group, subgroup, tone = net.heads(augment(images[idx], rng))
             loss = (
-                F.cross_entropy(group, targets[0][idx], label_smoothing=0.05)
+                F.cross_entropy(group, targets[0][idx], weight=group_weight, label_smoothing=0.05)
                 + F.cross_entropy(subgroup, targets[1][idx], label_smoothing=0.05)
                 + TONE_WEIGHT * F.cross_entropy(tone, targets[2][idx], label_smoothing=0.05)
             )
