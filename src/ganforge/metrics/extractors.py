@@ -61,21 +61,21 @@ class DigitNet(nn.Module):
 
 
 class ColourNet(nn.Module):
-    """A small CNN for colour images: (B, 3, 64, 64) in [-1, 1] -> features (B, 224) and group logits (B, 9).
+    """A small CNN for colour images: (B, 3, 64, 64) in [-1, 1] -> features (B, 96) and group logits (B, 9).
 
     Four 3x3 conv blocks (16, 32, 64, 128 channels; BN, ReLU, 2x2 max-pool: 64 -> 4), a 2048 -> 128 linear
     layer with BN and ReLU (the embedding), and three heads on the embedding: the emoji group (what `forward`
     returns, so the mode metrics count groups), the subgroup and the skin tone (training targets).
 
-    The features are not the embedding but the spatial means of the ReLU outputs of blocks 2, 3 and 4
-    (32 + 64 + 128 channels), each standardized by its mean and std over the training split (stored
-    buffers): how things are drawn (colours, edges, textures, parts) at three depths. The embedding says
-    mostly *which* emoji an image is; train and test are different emoji, so on it the floor is high
-    and N(0, 0.05) noise scored below the floor (docs/colour.md has the comparison).
+    The features are not the embedding but the spatial means of the ReLU outputs of blocks 2 and 3
+    (32 + 64 channels), each standardized by its mean and std over the training split (stored buffers):
+    how things are drawn (colours, edges, textures, parts). The embedding says mostly *which* emoji an
+    image is; train and test are different emoji, so on it the floor is high and N(0, 0.05) noise scored
+    below the floor; adding block 4 halved the noise rungs' margin (docs/colour.md, bench/colour_features.py).
     """
 
-    TAPS = (6, 10, 14)  # indices in self.body of the ReLUs of blocks 2, 3 and 4
-    POOLED_DIM = 32 + 64 + 128
+    TAPS = (6, 10)  # indices in self.body of the ReLUs of blocks 2 and 3
+    POOLED_DIM = 32 + 64
     feature_mean: Tensor
     feature_std: Tensor
 
@@ -95,7 +95,7 @@ class ColourNet(nn.Module):
         self.register_buffer("feature_std", torch.ones(self.POOLED_DIM))
 
     def pooled(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(spatial means of the tapped ReLUs (B, 224), unstandardized; the flattened body output (B, 2048))."""
+        """(spatial means of the tapped ReLUs (B, 96), unstandardized; the flattened body output (B, 2048))."""
         taps = []
         for k, layer in enumerate(self.body):
             x = layer(x)
@@ -110,7 +110,7 @@ class ColourNet(nn.Module):
         return h, self.head(d), self.subgroup_head(d), self.tone_head(d)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(features (B, 224), group logits (B, num_groups))."""
+        """(features (B, 96), group logits (B, num_groups))."""
         pooled, flat = self.pooled(x)
         features = (pooled - self.feature_mean) / self.feature_std
         return features, self.head(self.dropout(self.embed(flat)))

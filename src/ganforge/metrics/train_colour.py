@@ -160,7 +160,7 @@ def train(*, seed: int = 0, epochs: int | None = None) -> tuple[ColourNet, dict[
     metadata = {
         "format": EXTRACTOR_FORMAT,
         "name": "emoji",
-        "arch": "ColourNet (conv 16-32-64-128 on 64x64 RGB; features: standardized means of blocks 2-4, 224-d)",
+        "arch": "ColourNet (conv 16-32-64-128 on 64x64 RGB; features: standardized means of blocks 2-3, 96-d)",
         "class_names": json.dumps(list(found.groups)),
         "subgroup_names": json.dumps(list(found.subgroups)),
         "tone_names": json.dumps(TONE_NAMES),
