@@ -44,11 +44,11 @@ def extractor():
 def test_the_shipped_extractor_loads_with_its_recorded_hash(extractor):
     path = WEIGHTS_DIR / SHIPPED["emoji"]
     assert extractor.sha256 == file_sha256(path) == recorded_hashes()[path.name]
-    assert extractor.input_shape == (3, 64, 64) and extractor.feature_dim == 128
+    assert extractor.input_shape == (3, 64, 64) and extractor.feature_dim == 96
     assert json.loads(extractor.metadata["class_names"])[0] == "Smileys & Emotion" and extractor.num_classes == 9
     assert float(extractor.metadata["test_accuracy"]) > 0.5  # the measured figure is in docs/colour.md
     features, logits = extractor.net(torch.zeros(2, 3, 64, 64))
-    assert features.shape == (2, 128) and logits.shape == (2, 9)
+    assert features.shape == (2, 96) and logits.shape == (2, 9)
 
 
 def test_colour_runs_get_the_emoji_extractor_and_digits_keep_theirs():
@@ -100,11 +100,13 @@ def test_a_small_ladder_is_in_order(extractor):
     fid_blur, _ = score(blur(floor, 1.0, background=1.0))
     fid_hue, _ = score(rotate_hue(floor, 30))
     fid_group, kl_group = score(repeat_to(smileys, 600))
-    # Margins as ratios of whole rungs: the full ladder (docs/colour.md) has each step several times the last.
-    assert fid_small > 1.2 * fid_floor
-    assert fid_large > 2 * fid_small
-    assert fid_blur > 1.5 * fid_floor and fid_hue > 1.2 * fid_floor
-    assert fid_group > 2 * fid_floor and kl_group > 1.0 > 10 * kl_floor
+    # The same 600 emoji, damaged or not, and seeded noise: the comparisons are paired and deterministic up to float
+    # rounding. Measured: noise 0.05 1.11x the floor (on all 3,288: docs/colour.md), noise 0.2 10x noise 0.05, blur and
+    # hue 6x the floor, one group 19x.
+    assert fid_small > 1.05 * fid_floor
+    assert fid_large > 3 * fid_small
+    assert fid_blur > 3 * fid_floor and fid_hue > 3 * fid_floor
+    assert fid_group > 5 * fid_floor and kl_group > 1.0 > 10 * kl_floor
 
 
 @needs_font

@@ -164,8 +164,12 @@ def _input_shape(generator: Generator | None, images: Tensor | str | Path | None
         return tuple(generator.cfg.shape)
     if isinstance(images, (str, Path)):
         from ganforge.data.folder import native_shape
+        from ganforge.errors import DataError
 
-        c, side = native_shape(images)
+        try:
+            c, side = native_shape(images)
+        except DataError:  # said again, in full, where the folder is loaded
+            return None
         return (c, side, side)
     if images is not None and torch.as_tensor(images).ndim == 4:
         return tuple(torch.as_tensor(images).shape[1:])
@@ -294,7 +298,8 @@ def evaluate(
         net = None
         extractor_info: dict[str, Any] = {"name": "coordinates", "sha256": None}
     else:
-        extractor_name = resolve_extractor_name(extractor, data, _input_shape(generator, images))
+        shape = None if extractor is not None else _input_shape(generator, images)
+        extractor_name = resolve_extractor_name(extractor, data, shape)
         if is_stacked and extractor_name != "mnist":
             raise ConfigError(
                 f"stacked-mnist is scored per channel by the mnist extractor; drop extractor={extractor!r}"
