@@ -53,7 +53,9 @@ def main() -> None:
     train = rows[0][1]
     mean, std = train.mean(0), train.std(0) + 1e-6
     names = [name for name, _ in rows if not name.startswith("floor, a random")]
-    print("| features | dims | floor FID | " + " | ".join(names[1:]) + " |")
+    short = ["noise 0.05", "noise 0.1", "noise 0.2", "blur 1 px", "hue 30°", "one tone", "one group", "halves swapped"]
+    assert len(short) == len(names) - 1
+    print("| features | dims | floor FID | " + " | ".join(short) + " |")
     print("|" + " --- |" * (len(names) + 2))
     for label, blocks in CHOICES.items():
         cols = np.concatenate([np.arange(*BLOCKS[b]) for b in blocks])
