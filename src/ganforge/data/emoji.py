@@ -111,7 +111,8 @@ def check_installed() -> None:
     """One line naming what to install when the font or emoji-test.txt is missing."""
     missing = [str(p) for p in (FONT_PATH, EMOJI_TEST_PATH) if not Path(p).is_file()]
     if missing:
-        raise DataError(f"the emoji data set needs {' and '.join(missing)}, which are missing; run `{INSTALL}`")
+        which = "which is" if len(missing) == 1 else "which are"
+        raise DataError(f"the emoji data set needs {' and '.join(missing)}, {which} missing; run `{INSTALL}`")
 
 
 def parse_emoji_test(path: Path) -> list[Emoji]:

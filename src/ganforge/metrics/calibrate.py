@@ -3,7 +3,7 @@
     python -m ganforge.metrics.calibrate --data-dir ../shared/data/mnist   # the MNIST table in docs/metrics.md
     python -m ganforge.metrics.calibrate --data fashion-mnist               # the Fashion-MNIST table
     python -m ganforge.metrics.calibrate --data stacked-mnist --data-dir ../shared/data/mnist  # Stacked MNIST
-    python -m ganforge.metrics.calibrate --data emoji                      # the colour ladder (colour_ladder.py)
+    python -m ganforge.metrics.colour_ladder                               # the emoji (colour) ladder
 
 Floor: real training images, held out from the reference, against the test split (mnist: the 5,000
 mnist-sample digits; fashion-mnist: a seeded 10,000 of its 60,000 training images). Ladder: the test
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ganforge.metrics.calibrate", description=__doc__)
     parser.add_argument(
         "--data",
-        choices=(*LADDER_DATA, "stacked-mnist", "emoji"),
+        choices=(*LADDER_DATA, "stacked-mnist"),
         default="mnist",
         help="the data set whose ladder to score",
     )
@@ -223,12 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     t0 = time.perf_counter()
-    if args.data == "emoji":
-        from ganforge.metrics import colour_ladder
-
-        rows = colour_ladder.ladder(seed=args.seed)
-        table = colour_ladder.markdown(rows)
-    elif args.data == "stacked-mnist":
+    if args.data == "stacked-mnist":
         rows = stacked_rows(args.data_dir, n=args.n or 26_000, seed=args.seed)
         table = stacked_markdown(rows)
     else:

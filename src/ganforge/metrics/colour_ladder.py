@@ -1,6 +1,6 @@
 """The emoji calibration ladder: the held-out floor, then the same emoji damaged step by step, on the colour extractor.
 
-    python -m ganforge.metrics.calibrate --data emoji     # the table in docs/colour.md
+    OMP_NUM_THREADS=1 python -m ganforge.metrics.colour_ladder     # the table in docs/colour.md
 
 Every row is `evaluate(images=..., data="emoji")` against the 367 test-split emoji, so it reads as a
 generator's eval.json does. The floor is the 3,288 training-split emoji: real emoji, none of them (nor
@@ -12,6 +12,11 @@ the reference, which shows how much the 367-image reference alone moves the numb
 
 from __future__ import annotations
 
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -124,3 +129,20 @@ def markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
             f"{r['density']:.3f} | {r['coverage']:.3f} | {r['modes_covered']}/{r['num_modes']} | {r['mode_kl']:.4f} |"
         )
     return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ganforge.metrics.colour_ladder", description=__doc__)
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (KID subsets)")
+    parser.add_argument("--bootstraps", type=int, default=BOOTSTRAPS, help="reference resamples for the FID spread")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    t0 = time.perf_counter()
+    rows = ladder(seed=args.seed, bootstraps=args.bootstraps)
+    logging.getLogger(__name__).info("emoji calibration: %d rows in %.0f s", len(rows), time.perf_counter() - t0)
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
