@@ -341,7 +341,9 @@ def _load_emoji(spec: str, split: str, image_size: int | None, channels: int | N
         f"({found.identity['font']}), grouped by {emoji.EMOJI_TEST_PATH} ({found.identity['emoji_test']})"
     )
     name = f"emoji-{side}" + ("-subgroup" if kind == "subgroup" else "")
-    return Dataset(spec, name, images, labels, len(names), split, source, names, dict(found.identity))
+    return Dataset(
+        spec, name, images, labels, len(names), split, source, class_names=names, identity=dict(found.identity)
+    )
 
 
 def _load_idx_dir(spec: str, root: Path) -> Dataset:

@@ -104,4 +104,4 @@ def load_reference(
     if len(ds) > count:
         keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(SUBSET_SEED))[:count].sort().values
         images = images[keep]
-    return Reference(ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source, ds.identity)
+    return Reference(ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source, identity=ds.identity)
