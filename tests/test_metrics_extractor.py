@@ -41,7 +41,7 @@ def test_extractor_choice_and_unknown_names():
     assert resolve_extractor_name(None, "idx:/data/digits") == "mnist"
     assert resolve_extractor_name(None, "fashion-mnist") == "fashion-mnist"
     assert resolve_extractor_name("fashion-mnist", "mnist") == "fashion-mnist"
-    with pytest.raises(ConfigError, match="unknown extractor 'vgg'; use one of mnist, fashion-mnist, inception"):
+    with pytest.raises(ConfigError, match="unknown extractor 'vgg'; use one of mnist, fashion-mnist, emoji, inception"):
         resolve_extractor_name("vgg", "mnist")
     with pytest.raises(ConfigError, match="unknown extractor"):
         extract_features(torch.zeros(2, 1, 28, 28), extractor="vgg")

@@ -15,7 +15,7 @@ from ganforge.config import ModelConfig
 from ganforge.data import Dataset, to_float, toy_modes
 from ganforge.metrics import modes, toy
 from ganforge.metrics.cache import cached_arrays
-from ganforge.metrics.extractors import Extractor, load_extractor
+from ganforge.metrics.extractors import COLOUR_INPUT, Extractor, load_extractor
 from ganforge.metrics.features import extract
 from ganforge.metrics.fid import feature_stats, frechet_from_stats
 from ganforge.models import Generator
@@ -31,6 +31,8 @@ BATCH = 128  # extractor batch: on one CPU thread 64-128 ran ~2x faster than 1,0
 
 def extractor_for(data: str, shape: tuple[int, ...]) -> str | None:
     """The shipped extractor that reads this data, or None (then diversity is measured on pixels)."""
+    if data.partition(":")[0] == "emoji" and tuple(shape) == COLOUR_INPUT:  # other sizes: no per-check resize
+        return "emoji"
     if tuple(shape) != EXTRACTOR_SHAPE:
         return None
     if data.startswith("fashion-mnist"):

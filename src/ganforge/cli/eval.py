@@ -10,7 +10,7 @@ from ganforge.cli.common import add_device_arg, add_max_n_arg, check_n, progress
 from ganforge.errors import ConfigError
 
 # ganforge.metrics.EXTRACTORS, written out so that `--help` needs no torch (a test keeps them equal).
-EXTRACTOR_NAMES = ("mnist", "fashion-mnist", "inception")
+EXTRACTOR_NAMES = ("mnist", "fashion-mnist", "emoji", "inception")
 
 DESCRIPTION = """Score a generator (a run directory or a generator.safetensors file) or a folder of images
 with ganforge's offline metrics: FID and KID on a shipped feature extractor, precision/recall,
@@ -21,6 +21,7 @@ and JSON is written only with --json.
   ganforge eval runs/dcgan                 # 10,000 samples; writes runs/dcgan/eval.json
   ganforge eval --images out/ --data mnist --json out.json
   ganforge eval runs/stacked --data-dir DIR  # stacked-mnist: also modes of 1,000 digit triples, 26,000 samples
+  ganforge eval runs/emoji                 # colour: the emoji extractor, against the 367 test-split emoji
   ganforge eval runs/dcgan --extractor inception --inception-weights pt_inception-2015-12-05-6726825d.pth
 
 --extractor inception scores FID, KID, the Inception Score (IS) and precision/recall on the FID

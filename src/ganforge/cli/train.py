@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--data",
         default=None,
-        help="data spec: mnist, mnist-sample, stacked-mnist, fashion-mnist, idx:DIR, folder:DIR, toy:ring8, toy:grid25",
+        help="data spec: mnist, mnist-sample, stacked-mnist, fashion-mnist, emoji[:SIZE], idx:DIR, folder:DIR, "
+        "zip:FILE, packed:DIR, toy:ring8, toy:grid25",
     )
     p.add_argument("--data-dir", default=None, help="folder to look in first for mnist / fashion-mnist files")
     p.add_argument("--steps", type=int, default=None, help="the run's total number of steps (also when resuming)")

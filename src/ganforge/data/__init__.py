@@ -1,4 +1,4 @@
-"""Data sets by spec (mnist, ..., idx:DIR, folder:DIR, zip:FILE, packed:DIR, toy:*): in memory, or memory-mapped."""
+"""Data sets by spec (mnist, ..., emoji, idx:DIR, folder:DIR, zip:FILE, packed:DIR, toy:*): in memory, or mapped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ganforge.data import download as _download
-from ganforge.data import idx, stacked
+from ganforge.data import emoji, idx, stacked
 from ganforge.data.cached import load_cached, load_packed
 from ganforge.data.dataset import Dataset
 from ganforge.data.folder import conform
@@ -58,6 +58,10 @@ SPECS = {
         "(1,000 classes)"
     ),
     "fashion-mnist": "Fashion-MNIST, 60,000 train + 10,000 test clothes, 28x28 grey",
+    "emoji[:SIZE]": (
+        "the 3,655 Noto colour emoji (3,288 train + 367 test), RGB on white, default 64x64, 9 groups "
+        "(emoji:subgroup: 99 subgroups)"
+    ),
     "idx:DIR": "every IDX images file in DIR (gzipped or not), with labels where present",
     "folder:DIR": "images of any size and mode under DIR, resized and cropped (default 64x64); packed into the cache",
     "zip:FILE": "a stylegan2-ada dataset zip (00000/img00000000.png ..., dataset.json labels), or any zip of images",
@@ -281,6 +285,8 @@ def load_dataset(
                 "train a 3-channel model (--channels 3, as the stacked-mnist preset does)"
             )
         ds = _load_stacked(spec, split, data_dir, download, mirrors)
+    elif kind == emoji.SPEC:
+        return _load_emoji(spec, split, image_size, channels)
     elif kind == "idx":
         ds = _load_idx_dir(spec, Path(arg).expanduser())
     elif kind in ("folder", "zip"):
@@ -290,6 +296,30 @@ def load_dataset(
     if image_size is not None or channels is not None:
         ds.images = conform(ds.in_memory(), image_size=image_size, channels=channels)
     return ds
+
+
+def _load_emoji(spec: str, split: str, image_size: int | None, channels: int | None) -> Dataset:
+    """emoji[:SIZE][:subgroup]: rendered at image_size when given (else SIZE, else 64), group or subgroup labels."""
+    size, kind = emoji.parse_spec(spec)
+    if image_size is not None and size is not None and size != image_size:
+        log.info("%s: rendering at the model's %dx%d rather than %dx%d", spec, image_size, image_size, size, size)
+    side = image_size or size or emoji.DEFAULT_SIZE
+    found = emoji.load_set(side)
+    keep = found.mask(split)
+    names = found.groups if kind == "group" else found.subgroups
+    images = torch.from_numpy(found.images[keep])
+    if channels == 1:
+        log.warning("%s holds colour images; converting them to grey (pass --channels 3 to keep colour)", spec)
+        images = conform(images, channels=1)
+    labels = torch.from_numpy(found.labels(kind)[keep])
+    source = (
+        f"{keep.sum():,} of {len(keep):,} emoji ({split} split) rendered at {side}x{side} from {emoji.FONT_PATH} "
+        f"({found.identity['font']}), grouped by {emoji.EMOJI_TEST_PATH} ({found.identity['emoji_test']})"
+    )
+    name = f"emoji-{side}" + ("-subgroup" if kind == "subgroup" else "")
+    return Dataset(
+        spec, name, images, labels, len(names), split, source, class_names=names, identity=dict(found.identity)
+    )
 
 
 def _load_idx_dir(spec: str, root: Path) -> Dataset:
@@ -321,6 +351,9 @@ def list_sources(data_dir: str | Path | None = None) -> list[dict[str, str]]:
         elif spec == stacked.SPEC:
             where = describe_found("mnist", data_dir)
             found = f"stacked from mnist in {where}" if where else "stacked from mnist-sample (mnist not found)"
+        elif spec.startswith(emoji.SPEC):
+            missing = [str(p) for p in (emoji.FONT_PATH, emoji.EMOJI_TEST_PATH) if not p.is_file()]
+            found = f"not found; `{emoji.INSTALL}`" if missing else f"rendered from {emoji.FONT_PATH}"
         elif spec.startswith("toy:"):
             found = "built in"
         elif spec.startswith("zip:"):

@@ -28,6 +28,7 @@ class Dataset:
     class_names: tuple[str, ...] = ()  # label k is class_names[k], where known
     resize_filter: str | None = None  # the filter that resized the images, where they were resized (packed sets)
     digest: str | None = None  # a packed set's content digest (dataset.json), which content_hash() then uses
+    identity: dict[str, str] = field(default_factory=dict)  # what the content was made from (emoji: font, sha256s)
     _hash: str | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:

@@ -206,6 +206,24 @@ def _extract(
     return features, stacked.joint_probs(channel_probs), channel_probs
 
 
+def _input_shape(generator: Generator | None, images: Tensor | str | Path | None) -> tuple[int, ...] | None:
+    """(C, H, W) of what is scored, where known before loading it: the generator's, a tensor's or a folder's."""
+    if isinstance(generator, Generator):
+        return tuple(generator.cfg.shape)
+    if isinstance(images, (str, Path)):
+        from ganforge.data.folder import native_shape
+        from ganforge.errors import DataError
+
+        try:
+            c, side = native_shape(images)
+        except DataError:  # said again, in full, where the folder is loaded
+            return None
+        return (c, side, side)
+    if images is not None and torch.as_tensor(images).ndim == 4:
+        return tuple(torch.as_tensor(images).shape[1:])
+    return None
+
+
 def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
     # KID's subsets shrink to the sample count (see evaluate), so a few hundred images still score, with a warning.
     need = {"fid": 2, "kid": min(kid_subset_size, 2), "precision_recall": precision_recall.K + 1}
@@ -340,7 +358,8 @@ def evaluate(
         net = None
         extractor_info: dict[str, Any] = {"name": "coordinates", "sha256": None, "label": "2-D points", "resize": None}
     else:
-        extractor_name = resolve_extractor_name(extractor, data)
+        shape = None if extractor is not None else _input_shape(generator, images)
+        extractor_name = resolve_extractor_name(extractor, data, shape)
         if is_stacked and extractor_name != "mnist":
             raise ConfigError(
                 f"stacked-mnist is scored per channel by the mnist extractor; drop extractor={extractor!r}"
@@ -363,11 +382,15 @@ def evaluate(
     if is_stacked:
         what = "the generator's images" if images is None else f"the images in {images}"
         stacked.check_images(fake_images, what="the images" if isinstance(images, Tensor) else what)
-    if n_fake < minimum:
-        raise ConfigError(f"these metrics need at least {minimum} samples (k-NN k+1); got {n_fake}")
+    if net is not None and net.input_shape[0] == 3 and net.input_shape[1] and not is_stacked:
+        # A colour extractor resizes whatever it gets: the reference comes at the samples' own size and channels,
+        # so both sets go through the same resize (a perfect 32 px generator matches the 32 px reference).
+        image_size, channels = int(fake_images.shape[-1]), int(fake_images.shape[1])
     if image_size is None and net is not None and data.startswith("folder:"):  # any-size extractor: the samples' size
         image_size = int(fake_images.shape[-1])
     ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
+    if n_fake < minimum:
+        raise ConfigError(f"these metrics need at least {minimum} samples (k-NN k+1); got {n_fake}")
     if ref.count < minimum:
         raise ConfigError(f"these metrics need at least {minimum} reference images; {data!r} has {ref.count}")
     kid_subset_size = min(kid_subset_size, n_fake, ref.count)  # recorded in the protocol

@@ -3,6 +3,7 @@
     python -m ganforge.metrics.calibrate --data-dir ../shared/data/mnist   # the MNIST table in docs/metrics.md
     python -m ganforge.metrics.calibrate --data fashion-mnist               # the Fashion-MNIST table
     python -m ganforge.metrics.calibrate --data stacked-mnist --data-dir ../shared/data/mnist  # Stacked MNIST
+    python -m ganforge.metrics.colour_ladder                               # the emoji (colour) ladder
 
 Floor: real training images, held out from the reference, against the test split (mnist: the 5,000
 mnist-sample digits; fashion-mnist: a seeded 10,000 of its 60,000 training images). Ladder: the test
@@ -49,14 +50,14 @@ def add_noise(images: Tensor, sigma: float, *, seed: int = 0) -> Tensor:
     return (images + sigma * torch.randn(images.shape, generator=rng)).clamp(-1, 1)
 
 
-def blur(images: Tensor, sigma: float) -> Tensor:
-    """Gaussian blur of (N, C, H, W) images with std `sigma` pixels (background-padded)."""
+def blur(images: Tensor, sigma: float, *, background: float = -1.0) -> Tensor:
+    """Gaussian blur of (N, C, H, W) images with std `sigma` pixels, padded with `background` (black; emoji: white)."""
     radius = max(1, int(3 * sigma + 0.5))
     t = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-(t**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     c = images.size(1)
-    x = F.pad(images, (radius,) * 4, value=-1.0)
+    x = F.pad(images, (radius,) * 4, value=background)
     x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
@@ -206,7 +207,10 @@ def markdown(rows: list[tuple[str, dict[str, Any]]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ganforge.metrics.calibrate", description=__doc__)
     parser.add_argument(
-        "--data", choices=(*LADDER_DATA, "stacked-mnist"), default="mnist", help="the data set whose ladder to score"
+        "--data",
+        choices=(*LADDER_DATA, "stacked-mnist"),
+        default="mnist",
+        help="the data set whose ladder to score",
     )
     parser.add_argument(
         "--data-dir",

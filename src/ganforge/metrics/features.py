@@ -44,6 +44,9 @@ def prepare_images(images: Tensor, extractor: Extractor) -> Tensor:
     if c == 3 and want_c == 1:
         log.warning("converting %d RGB images to grey for the %r extractor", n, extractor.name)
         x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if c == 1 and want_c == 3:
+        log.warning("repeating %d grey images over 3 channels for the %r extractor", n, extractor.name)
+        x = x.expand(-1, 3, -1, -1)
     if want_h and (h, w) != (want_h, want_w):
         log.warning(
             "resizing %d images from %dx%d to %dx%d for the %r extractor", n, h, w, want_h, want_w, extractor.name

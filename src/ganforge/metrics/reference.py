@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,16 +29,19 @@ class Reference:
     content_hash: str
     source: str
     resize_filter: str | None = None  # the filter that resized the reference images (packed, folder and zip sets)
+    identity: dict[str, str] = field(default_factory=dict)  # what the data was made from (emoji: font and sha256s)
 
     @property
     def count(self) -> int:
         return int(self.images.shape[0])
 
-    def describe(self) -> dict[str, str | int]:
-        described: dict[str, str | int] = {"name": self.name, "split": self.split, "count": self.count}
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "split": self.split, "count": self.count}
         if self.resize_filter is not None:  # FID moves with the filter alone (stylegan2-ada-pytorch #283)
-            described["resize_filter"] = self.resize_filter
-        return described
+            out["resize_filter"] = self.resize_filter
+        if self.identity:
+            out["identity"] = dict(self.identity)
+        return out
 
 
 def _mnist_test(data_dir: str | Path | None) -> Dataset:
@@ -78,7 +82,9 @@ def load_reference(
 
     mnist and mnist-sample: the MNIST test split (10,000 digits held out from all training data).
     stacked-mnist: its test split, 10,000 images stacked from the MNIST test digits.
-    fashion-mnist and toy:*: their test split. idx:DIR and folder:DIR have no split, so a seeded subset
+    fashion-mnist and toy:*: their test split. emoji: its test split (367 emoji never trained on), rendered at
+    image_size (default the spec's size, else 64) with `channels`.
+    idx:DIR and folder:DIR have no split, so a seeded subset
     of the whole set is used (a generator trained on it has seen those images: keep a folder of
     held-out images and pass it as the data spec for a true held-out reference).
     """
@@ -91,6 +97,8 @@ def load_reference(
         ds = _stacked_test(data_dir)
     elif data == "fashion-mnist" or kind == "toy":
         ds = load_dataset(data, split="test", data_dir=data_dir)
+    elif kind == "emoji":
+        ds = load_dataset(data, split="test", image_size=image_size, channels=channels)
     elif kind == "packed" or is_packed(data):  # subset first, then convert: a packed set may not fit in memory
         ds = load_dataset(data, split="all", data_dir=data_dir)
     else:
@@ -102,4 +110,6 @@ def load_reference(
         keep = torch.randperm(len(ds), generator=torch.Generator().manual_seed(SUBSET_SEED))[:count].sort().values
     images = conform(ds.take(keep), image_size=image_size, channels=channels) if ds.is_mapped else ds.images[keep]
     assert isinstance(images, Tensor)
-    return Reference(ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source, ds.resize_filter)
+    return Reference(
+        ds.name, ds.split, to_float(images).float(), ds.content_hash(), ds.source, ds.resize_filter, ds.identity
+    )

@@ -2,7 +2,9 @@
 
 MNIST: trained on the 5,000 `mnist-sample` digits with random affine augmentation, scored on the
 10,000-digit MNIST test set. Fashion-MNIST: trained on its 60,000 training images (random
-horizontal flips and 2-pixel shifts), scored on its 10,000 test images. Training is seeded and uses
+horizontal flips and 2-pixel shifts), scored on its 10,000 test images. emoji (the colour extractor): trained
+on the emoji training split with group, subgroup and skin-tone heads (see train_colour.py), scored on
+the 367 test-split emoji. Training is seeded and uses
 deterministic kernels on one thread, so the same machine gets the same weights.
 """
 
@@ -24,6 +26,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from ganforge.io import atomic_path
+from ganforge.metrics import train_colour
 from ganforge.metrics.extractors import (
     EXTRACTOR_FORMAT,
     SHA256SUMS,
@@ -60,7 +63,7 @@ class Recipe:
     train_split: str
     test_spec: str
     epochs: int
-    augment: str  # "affine" (digits) or "flip-shift" (clothes)
+    augment: str  # "affine" (digits), "flip-shift" (clothes) or "colour" (emoji: train_colour.py)
     class_names: list[str]
     lr: float = 2e-3
     batch_size: int = 64
@@ -70,6 +73,7 @@ class Recipe:
 RECIPES = {
     "mnist": Recipe("mnist-sample", "all", "mnist", 60, "affine", MNIST_CLASSES),
     "fashion-mnist": Recipe("fashion-mnist", "train", "fashion-mnist", 4, "flip-shift", FASHION_CLASSES, lr=1e-3),
+    "emoji": Recipe("emoji", "train", "emoji", train_colour.EPOCHS, "colour", [], lr=train_colour.LR),
 }
 
 
@@ -98,7 +102,7 @@ def flip_shift(x: Tensor, rng: torch.Generator) -> Tensor:
 
 
 def load_split(spec: str, split: str, data_dir: str | None) -> tuple[Tensor, Tensor]:
-    """(images (N, 1, 28, 28) float in [-1, 1], labels (N,)) of a labelled data set."""
+    """(images (N, C, H, W) float in [-1, 1], labels (N,)) of a labelled data set."""
     from ganforge.data import load_dataset, to_float
 
     ds = load_dataset(spec, split=split, data_dir=data_dir)
@@ -118,9 +122,13 @@ def accuracy(net: torch.nn.Module, images: Tensor, labels: Tensor, batch_size: i
     return correct / images.size(0)
 
 
-def train(name: str, *, data_dir: str | None = None, seed: int = 0, epochs: int | None = None) -> tuple[DigitNet, dict]:
+def train(
+    name: str, *, data_dir: str | None = None, seed: int = 0, epochs: int | None = None
+) -> tuple[torch.nn.Module, dict]:
     """Train one extractor; returns the net and its metadata (test accuracy included)."""
     recipe = RECIPES[name]
+    if recipe.augment == "colour":
+        return train_colour.train(seed=seed, epochs=epochs)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     rng = torch.Generator().manual_seed(seed)
@@ -165,7 +173,7 @@ def train(name: str, *, data_dir: str | None = None, seed: int = 0, epochs: int 
     return net, metadata
 
 
-def write_weights(net: DigitNet, metadata: dict, out_dir: Path) -> Path:
+def write_weights(net: torch.nn.Module, metadata: dict, out_dir: Path) -> Path:
     """Write `<name>.safetensors` and its line in SHA256SUMS, both atomically."""
     path = out_dir / SHIPPED[metadata["name"]]
     tensors = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
