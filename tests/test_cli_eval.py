@@ -145,3 +145,20 @@ def test_progress_bars_only_on_a_terminal(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "features:" in err and "/300" in err  # drawn on stderr, and cleared once done (leave=False)
     assert capsys.readouterr().out == ""
+
+
+def test_colour_images_scored_by_the_digit_extractor_say_so(tmp_path, capsys):
+    """Issue 29: colour images were scored on grey copies without a word, and the hints named `extractor=` and
+    `--channels`, which `ganforge eval` does not have."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "colour"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    assert run("--images", folder, "--data", "mnist-sample", "--json", tmp_path / "e.json") == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "grey copies" in err and "--channels" not in err and "extractor=..." not in err
+    assert "only 20 samples" in err  # and a sample count this small is scored, with its spread

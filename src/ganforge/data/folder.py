@@ -113,7 +113,12 @@ def unreadable_note(spec: str, skipped: list[str], total: int, *, shown: int = 5
 
 
 def load_folder(
-    root: str | Path, *, image_size: int | None = None, channels: int | None = None, resize_filter: str = AUTO_FILTER
+    root: str | Path,
+    *,
+    image_size: int | None = None,
+    channels: int | None = None,
+    resize_filter: str = AUTO_FILTER,
+    grey_reason: str = "pass --channels 3 to keep colour",
 ) -> FolderImages:
     """Every readable image under root, center-cropped and resized to image_size, as (N, C, S, S) uint8, in memory.
 
@@ -145,7 +150,7 @@ def load_folder(
     if skipped:
         log.warning("%s", unreadable_note(f"folder:{root}", skipped, len(paths)))
     if channels == 1 and not all_grey:
-        log.warning("folder:%s holds colour images; converting them to grey (pass --channels 3 to keep colour)", root)
+        log.warning("folder:%s holds colour images; converting them to grey (%s)", root, grey_reason)
 
     # 2. One array; a folder of grey images (channels None) keeps one channel.
     batch = np.stack(arrays)

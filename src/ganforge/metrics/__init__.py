@@ -261,7 +261,8 @@ def _generated_images(
         if isinstance(images, (str, Path)):
             # An extractor of any input size (Inception) reads a folder at its images' own size, as torch-fidelity.
             size = image_size or native_shape(images)[1]
-            found = load_folder(images, image_size=size, channels=channels)  # in memory: not cached
+            reason = "the extractor reads grey images: the scores are of grey copies"
+            found = load_folder(images, image_size=size, channels=channels, grey_reason=reason)  # in memory: no cache
             x, source = to_float(found.images).float(), {"images": str(images)}
         else:
             x, source = to_float(torch.as_tensor(images)), {"images": "tensor"}

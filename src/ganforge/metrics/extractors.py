@@ -179,11 +179,14 @@ def resolve_extractor_name(name: str | None, data: str, shape: tuple[int, ...] |
         return "fashion-mnist"
     is_digits = data in ("mnist", "mnist-sample", "stacked-mnist") or data.startswith("idx:")
     if not is_digits and shape is not None and shape[0] == 3 and COLOUR_SIDES[0] <= shape[-1] <= COLOUR_SIDES[1]:
-        log.info("scoring %dx%d colour images of %r with the emoji extractor (pass extractor=... to choose)",
+        log.info("scoring %dx%d colour images of %r with the emoji extractor (pass --extractor NAME to choose)",
                  shape[-1], shape[-1], data)  # fmt: skip
         return "emoji"
     if data not in ("mnist", "mnist-sample", "stacked-mnist") and not data.startswith("idx:"):
-        log.info("no extractor is made for data %r; using the MNIST one (pass extractor=... to choose)", data)
+        log.info(
+            "no extractor is made for data %r; using the MNIST one (pass --extractor NAME, or extractor= in Python)",
+            data,
+        )
     return "mnist"
 
 

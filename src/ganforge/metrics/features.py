@@ -42,7 +42,11 @@ def prepare_images(images: Tensor, extractor: Extractor) -> Tensor:
         x = x.clamp(-1, 1)
     want_c, want_h, want_w = extractor.input_shape
     if c == 3 and want_c == 1:
-        log.warning("converting %d RGB images to grey for the %r extractor", n, extractor.name)
+        log.warning(
+            "converting %d RGB images to grey for the %r extractor, which reads grey images: the scores are of grey "
+            "copies (colour images of 32-128 px get the emoji colour extractor; pass --extractor emoji)",
+            n, extractor.name,
+        )  # fmt: skip
         x = (x * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if c == 1 and want_c == 3:
         log.warning("repeating %d grey images over 3 channels for the %r extractor", n, extractor.name)
