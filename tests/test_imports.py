@@ -93,3 +93,14 @@ def test_the_step_and_the_loop_live_in_their_own_modules():
     graph = import_graph()
     assert "ganforge.loop" in graph["ganforge.train"] and "ganforge.step" in graph["ganforge.loop"]
     assert "ganforge.train" not in graph["ganforge.loop"] and "ganforge.loop" not in graph["ganforge.step"]
+
+
+def test_every_module_says_what_it_is_for_in_one_line():
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text(), str(path)))
+        if not doc or not doc.splitlines()[0].strip():
+            missing.append(str(path.relative_to(PACKAGE)))
+        elif len(doc.splitlines()[0]) > 120:
+            missing.append(f"{path.relative_to(PACKAGE)} (first line over 120 characters)")
+    assert not missing, f"modules without a one-line docstring: {missing}"

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import statistics
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -247,23 +248,13 @@ def _eval_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
-CSS = """
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 1250px; }
-h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.5em 0; } th, td { padding: 2px 10px; border-bottom: 1px solid #eee; }
-th { text-align: left; font-weight: 600; } img { image-rendering: pixelated; max-width: 100%; }
-.strip { display: flex; gap: 8px; overflow-x: auto; } figure { margin: 0; text-align: center; font-size: 12px; }
-.strip img { width: 150px; } .warn { color: #a40000; } .note { color: #7a5a00; }
-.columns { display: flex; gap: 2em; flex-wrap: wrap; align-items: flex-start; }
-"""
+TEMPLATE = Path(__file__).parent / "templates" / "report.html"  # the page around the body: <head>, CSS ($title, $body)
 
 
 def render(runs: list[Run]) -> str:
     """The report page for the runs, as HTML text."""
     title = "ganforge report: " + ", ".join(run.name for run in runs)
     parts = [
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>',
-        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>",
         f"<p>Written {datetime.now().strftime('%Y-%m-%d %H:%M')} by ganforge {html.escape(__version__)}. "
         "Dotted vertical lines mark the steps where a warning was raised.</p>",
     ]
@@ -296,8 +287,8 @@ def render(runs: list[Run]) -> str:
         if run.config:
             parts.append(f"<div><h3>Config</h3>{_table(_flat(run.config))}</div>")
         parts.append("</div>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    page = string.Template(TEMPLATE.read_text(encoding="utf-8"))
+    return page.substitute(title=html.escape(title), body="\n".join(parts))
 
 
 def write_report(run_dirs: list[Path], out: Path) -> Path:
