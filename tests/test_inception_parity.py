@@ -53,6 +53,8 @@ class _UInt8RGB(torch.utils.data.Dataset):
         return self.images[i]
 
 
+@pytest.mark.slow  # two full Inception evaluations at 299 px on the CPU (1-4 minutes each); the bit-for-bit
+# pool3/logits/resize test below stays in the default run
 @pytest.mark.parametrize("kind", ["grey28", "colour64"])
 def test_fid_kid_and_is_equal_torch_fidelity(kind, weights, tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_HOME", str(tmp_path / "home"))  # the reference cache

@@ -114,7 +114,8 @@ def test_eval_json_names_the_colour_extractor_and_reference(extractor):
     test = load_dataset("emoji", split="test")
     images = to_float(load_dataset("emoji:32").images[:400])
     result = evaluate(images=images, data="emoji", n=400, kid_subsets=3)
-    assert result["extractor"] == {"name": "emoji", "sha256": extractor.sha256}
+    assert {k: result["extractor"][k] for k in ("name", "sha256")} == {"name": "emoji", "sha256": extractor.sha256}
+    assert result["extractor"]["resize"].endswith("to 64x64 where sizes differ")
     ref = result["reference"]
     assert (ref["name"], ref["split"], ref["count"]) == ("emoji-32", "test", len(test))  # at the samples' size
     assert ref["identity"]["font_sha256"] == test.identity["font_sha256"]

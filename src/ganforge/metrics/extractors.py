@@ -27,7 +27,7 @@ SHIPPED = {"mnist": "mnist.safetensors", "fashion-mnist": "fashion-mnist.safeten
 KNOWN = (*SHIPPED, "inception")
 COLOUR_SIDES = (32, 128)  # 3-channel images of these sides (inclusive) are scored with the emoji extractor
 COLOUR_INPUT = (3, 64, 64)
-RESIZE_SHIPPED = "bilinear with antialiasing (torch interpolate) to 28x28 where sizes differ"
+RESIZE_SHIPPED = "bilinear with antialiasing (torch interpolate) to {side}x{side} where sizes differ"
 INCEPTION_ENV = "GANFORGE_INCEPTION_WEIGHTS"
 INCEPTION_HELP = (
     f"ganforge never downloads it. Use torch-fidelity's {TORCH_FIDELITY_FILE} (github.com/toshas/torch-fidelity "
@@ -135,11 +135,12 @@ class Extractor:
     num_classes: int
     metadata: dict[str, str]
     label: str = ""  # how scores name it: "FID (mnist features)", "FID (Inception)"
-    resize: str = RESIZE_SHIPPED  # what happens to images of another size
+    resize: str = ""  # what happens to images of another size (default: the shipped extractors' resize to their side)
     batch_limit: int | None = None  # images a forward pass at most (Inception: 64, as torch-fidelity; bounds memory)
 
     def __post_init__(self) -> None:
         self.label = self.label or f"{self.name} features"
+        self.resize = self.resize or RESIZE_SHIPPED.format(side=self.input_shape[1])
 
 
 def recorded_hashes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, str]:
