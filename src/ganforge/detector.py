@@ -24,7 +24,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from ganforge.errors import CheckpointError, ConfigError
-from ganforge.io import file_digest, write_bytes_atomic
+from ganforge.io import file_digest, read_sha256sums, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -145,22 +145,19 @@ def save_detector(path: str | Path, net: DetectorNet, *, threshold: float, proto
 
 def recorded_hashes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, str]:
     """file name -> sha256 from the package's SHA256SUMS."""
-    sums = weights_dir / SHA256SUMS
-    if not sums.is_file():
-        return {}
-    pairs = (line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip())
-    return {name.strip().lstrip("*"): digest for digest, name in pairs}
+    return read_sha256sums(weights_dir / SHA256SUMS)
 
 
 def load_detector(path: str | Path | None = None, *, weights_dir: Path | None = None) -> Detector:
     """Load a detector file; without a path, the shipped MNIST detector, checked against its recorded sha256."""
+    actual: str | None = None
     if path is None:
         weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
         path = weights_dir / SHIPPED_FILE
         if not path.is_file():
             raise CheckpointError(f"the shipped detector {path} is missing; reinstall ganforge or run `{REBUILD}`")
         expected = recorded_hashes(weights_dir).get(path.name)
-        actual = file_digest(path)
+        actual = file_digest(path)  # checked here, and named in the Detector below: hashed once
         if actual != expected:
             raise CheckpointError(
                 f"detector weights {path} have sha256 {actual[:12]}..., but the package records "
@@ -185,4 +182,4 @@ def load_detector(path: str | Path | None = None, *, weights_dir: Path | None = 
         protocol = json.loads(metadata.get("protocol", "{}"))
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"detector file {path} is damaged ({str(e).splitlines()[0]}); retrain it") from e
-    return Detector(net.eval(), threshold, file_digest(path), path, protocol)
+    return Detector(net.eval(), threshold, actual or file_digest(path), path, protocol)

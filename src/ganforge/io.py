@@ -117,3 +117,12 @@ def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_sha256sums(path: str | Path) -> dict[str, str]:
+    """file name -> sha256 hex from a SHA256SUMS file (`<hex>  <name>` lines, as sha256sum writes); {} if missing."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    pairs = (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
+    return {name.strip().lstrip("*"): digest for digest, name in pairs}

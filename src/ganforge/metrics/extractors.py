@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 
 from ganforge.errors import CheckpointError, ConfigError
+from ganforge.io import file_digest, read_sha256sums
 from ganforge.metrics.inception import PYTORCH_FID_FILE, RESIZE, TORCH_FIDELITY_FILE, InceptionV3, load_inception
 
 log = logging.getLogger(__name__)
@@ -145,23 +145,11 @@ class Extractor:
 
 def recorded_hashes(weights_dir: Path = WEIGHTS_DIR) -> dict[str, str]:
     """file name -> sha256, from the package's SHA256SUMS (`<hex>  <name>` lines)."""
-    sums = weights_dir / SHA256SUMS
-    if not sums.is_file():
-        return {}
-    out = {}
-    for line in sums.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            out[name.strip().lstrip("*")] = digest
-    return out
+    return read_sha256sums(weights_dir / SHA256SUMS)
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def resolve_extractor_name(name: str | None, data: str, shape: tuple[int, ...] | None = None) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ganforge.errors import CheckpointError
-from ganforge.io import file_digest
+from ganforge.io import file_digest, read_sha256sums
 
 PREFIX = "pretrained:"
 FOLDER = Path(__file__).parent
@@ -32,12 +32,7 @@ def names(folder: Path | None = None) -> list[str]:
 
 def recorded_hashes(folder: Path | None = None) -> dict[str, str]:
     """file name -> sha256, from SHA256SUMS (`<hex>  <name>` lines)."""
-    folder = FOLDER if folder is None else folder
-    sums = folder / SHA256SUMS
-    if not sums.is_file():
-        return {}
-    pairs = (line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip())
-    return {name.strip().lstrip("*"): digest for digest, name in pairs}
+    return read_sha256sums((FOLDER if folder is None else folder) / SHA256SUMS)
 
 
 def resolve(spec: str, folder: Path | None = None) -> Path:
