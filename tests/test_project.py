@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_cli_sample import _save  # the same tiny generator files as the sample tests
 
 from ganforge.checkpoint import load_generator, save_generator
 from ganforge.cli import main
@@ -14,14 +15,6 @@ from ganforge.errors import ConfigError, DataError
 from ganforge.models import build_generator
 from ganforge.project import project, read_images
 from ganforge.sample import generate, latents
-
-
-def _save(folder, num_classes=0, image_size=8, z_dim=6):
-    torch.manual_seed(0)
-    cfg = ModelConfig(arch="mlp", image_size=image_size, channels=1, z_dim=z_dim, width=16, num_classes=num_classes)
-    path = folder / "generator.safetensors"
-    save_generator(path, build_generator(cfg), cfg, {"preset": "test", "step": 3, "data": "mnist", "seed": 0})
-    return path
 
 
 @pytest.fixture
