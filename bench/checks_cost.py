@@ -5,8 +5,9 @@ Runs, alternately in one process tree (A B C A B C ...), each as a whole process
   default  `ganforge train --preset P --steps N` as a user runs it (checks, summary, report, grids, checkpoints)
   nocheck  the same with --check-every 0
   plain    ../shared/bench/seed_mlp_torch.py --steps N --warmup 0 on the same IDX digits (seed preset only)
-and prints each round's seconds, the medians, checks' share of the default run and the default run against the
-plain loop. Run it alone: two torch jobs on 2 cores slow each other several-fold.
+and prints each round's seconds, the medians, the checks' share of the default run and the default run against the
+plain loop, each paired within a round. Run it alone (two torch jobs on 2 cores slow each other several-fold), or
+pinned to one core: `taskset -c 0 env OMP_NUM_THREADS=1 python bench/checks_cost.py`.
 
     python bench/checks_cost.py --preset seed --steps 3000 --rounds 3 --data-dir ../shared/data/mnist
 """
@@ -14,7 +15,7 @@ plain loop. Run it alone: two torch jobs on 2 cores slow each other several-fold
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,6 +25,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from ganforge.precision import cpu_model  # noqa: E402
+
 BASELINE = REPO.parent / "shared" / "bench" / "seed_mlp_torch.py"
 
 
@@ -63,12 +67,20 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"cpu: {platform.processor() or platform.machine()}; preset {args.preset}, {args.steps} steps, "
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    print(f"cpu: {cpu_model()}; OMP_NUM_THREADS {threads}; preset {args.preset}, {args.steps} steps, "
           f"{args.rounds} rounds, whole processes")  # fmt: skip
     print("medians: " + "  ".join(f"{k} {v:.1f} s" for k, v in med.items()))
-    print(f"checks, summary and report: +{(med['default'] / med['nocheck'] - 1) * 100:.1f}% of the run")
+    # Paired within each round (the machine's load drifts between rounds), then the median over rounds.
+    added = [d / n - 1 for d, n in zip(times["default"], times["nocheck"], strict=True)]
+    print(f"checks and summary: +{statistics.median(added) * 100:.1f}% of the run (median of the rounds' pairs: "
+          + ", ".join(f"{a * 100:+.1f}%" for a in added) + ")")  # fmt: skip
     if "plain" in med:
-        print(f"default run vs the plain loop: {med['plain'] / med['default']:.2f}x as fast (whole processes)")
+        ratios = [p / d for p, d in zip(times["plain"], times["default"], strict=True)]
+        print(f"default run vs the plain loop: {statistics.median(ratios):.2f}x as fast (whole processes; rounds: "
+              + ", ".join(f"{r:.2f}" for r in ratios) + ")")  # fmt: skip
+        ratios = [p / n for p, n in zip(times["plain"], times["nocheck"], strict=True)]
+        print(f"--check-every 0 vs the plain loop: {statistics.median(ratios):.2f}x")
 
 
 if __name__ == "__main__":

@@ -278,3 +278,26 @@ def test_the_probes_reference_figures_are_cached_for_the_next_start(monkeypatch)
         path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)  # corrupt the cached tensors
     third = QualityProbe.build(model, data, seed=3)
     assert third.real_diversity == first.real_diversity and third.fid_2k(G) == fid
+
+
+def test_the_end_of_run_check_shares_its_samples_with_the_fid(monkeypatch):
+    """Issue 29, item 7: the last check's 1,000 samples are half of the end-of-run FID's 2,000, so one run's end sends
+    2,000 samples through the extractor, not 3,000; and the references serve every seed (cached once per data)."""
+    monkeypatch.setattr(diagnostics, "FID_REFERENCE", 1_500)
+    data = load_dataset("mnist-sample")
+    model = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
+    torch.manual_seed(0)
+    G = build_generator(model)
+    QualityProbe.build(model, data, seed=5).fid_2k(G)  # fills the reference caches
+    computed = []
+    real_extract = diagnostics.extract
+    monkeypatch.setattr(diagnostics, "extract", lambda x, *a, **k: computed.append(len(x)) or real_extract(x, *a, **k))
+    probe = QualityProbe.build(model, data, seed=6)  # another seed: the same cached references
+    final = probe.final_check(G)
+    assert computed == [1_000, 1_000]
+    check = probe.check(G)
+    assert {k: final[k] for k in check} == check
+    reused = real_extract(probe._samples(G, probe.z, probe.labels), probe.extractor)[0]
+    assert final["fid_2k"] == round(probe.fid_2k(G, reuse=reused), 4)
+    shuffled = to_float(data.images[torch.randperm(len(data))]).float()
+    assert probe.final_check(Replay(shuffled, model))["fid_2k"] < 5 < final["fid_2k"]

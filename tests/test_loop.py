@@ -263,3 +263,23 @@ def test_periodic_evaluations_show_their_data_note_once(tmp_path, caplog):
     train(cfg)
     notes = [r for r in caplog.records if "test split is not available" in r.getMessage()]
     assert len(notes) == 1, [r.getMessage() for r in notes]
+
+
+def _checked_steps(run_dir) -> list[int]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row["step"] for row in rows if "diversity_ratio" in row]
+
+
+def test_the_automatic_check_cadence_skips_checks_past_its_share_of_the_training_time(tmp_path, monkeypatch):
+    """Issue 29, item 7: the checks cost a third of a seed run. With the automatic cadence a due check is skipped
+    when it would take the checks past loop.CHECK_SHARE of the training time; the first and last always run."""
+    monkeypatch.setattr(loop, "CHECK_SHARE", 0.0)  # no budget at all: only the first and the end-of-run check
+    # 40 steps, logged every 10: checks due at 10, 20, 30 and 40
+    train(train_tiny_cfg(tmp_path / "auto", check_every=-1), dataset=tiny_data())
+    assert _checked_steps(tmp_path / "auto") == [10, 40]
+    # A cadence the user asked for is kept, whatever it costs.
+    train(train_tiny_cfg(tmp_path / "fixed", check_every=10), dataset=tiny_data())
+    assert _checked_steps(tmp_path / "fixed") == [10, 20, 30, 40]
+    monkeypatch.setattr(loop, "CHECK_SHARE", 1e9)
+    train(train_tiny_cfg(tmp_path / "generous", check_every=-1), dataset=tiny_data())
+    assert _checked_steps(tmp_path / "generous") == [10, 20, 30, 40]

@@ -2,14 +2,26 @@
 
 import logging
 import shutil
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
+from torch import nn
 
 from ganforge.data import load_dataset, to_float
 from ganforge.errors import CheckpointError, ConfigError
 from ganforge.metrics import extract_features
-from ganforge.metrics.extractors import SHIPPED, WEIGHTS_DIR, load_extractor, recorded_hashes, resolve_extractor_name
+from ganforge.metrics.extractors import (
+    SHIPPED,
+    WEIGHTS_DIR,
+    ColourNet,
+    DigitNet,
+    load_extractor,
+    recorded_hashes,
+    resolve_extractor_name,
+)
 from ganforge.metrics.features import extract, prepare_images
 
 
@@ -105,3 +117,17 @@ def test_shipped_fashion_extractor_meets_its_accuracy():
     if not Path("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("needs Debian's Fashion-MNIST: apt-get install dataset-fashion-mnist")
     assert check("fashion-mnist") >= 0.90  # measured 0.9112
+
+
+@pytest.mark.parametrize("name", ["mnist", "emoji"])
+def test_the_loaded_extractors_fold_their_batchnorms_and_compute_the_same_features(name):
+    """for_inference folds each BatchNorm into the layer before it (about 2x faster on a CPU): the same features."""
+    loaded = load_extractor(name)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in loaded.net.modules())
+    plain = ColourNet(loaded.num_classes, 99, 6) if name == "emoji" else DigitNet(loaded.num_classes)
+    plain.load_state_dict(load_file(str(WEIGHTS_DIR / SHIPPED[name])))  # the same weights, not folded
+    plain.eval()
+    x = torch.rand(64, *loaded.input_shape) * 2 - 1
+    (f_folded, p_folded), (f_plain, p_plain) = extract(x, loaded), extract(x, replace(loaded, net=plain))
+    assert np.abs(f_folded - f_plain).max() <= 1e-4 * np.abs(f_plain).max()
+    assert np.abs(p_folded - p_plain).max() <= 1e-5

@@ -134,6 +134,7 @@ def _series(run: Run, key: str) -> tuple[list[float], list[float]]:
 def _figure_png(runs: list[Run], panels: Sequence[tuple[str, tuple[str, ...]]]) -> str:
     """Panels of curves (runs overlaid, warnings as dotted lines) as base64 PNG."""
     from matplotlib.figure import Figure  # the object API: no pyplot state, no GUI backend
+    from matplotlib.ticker import LogFormatter, NullFormatter
 
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
@@ -155,8 +156,11 @@ def _figure_png(runs: list[Run], panels: Sequence[tuple[str, tuple[str, ...]]]) 
                 ax.axvline(step, color=color, alpha=0.5, linestyle=":", linewidth=1)
         if title == "Gradient norms":
             ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step", fontsize=8)
+            ax.yaxis.set_major_formatter(LogFormatter())  # "0.1", "10": no mathtext, whose parser costs 0.3 s
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        # A fixed title position and "step" in the title, not an axis label: matplotlib otherwise measures every
+        # tick label to place them, which took over half of the report's time (1.1 -> 0.4 s for a seed run).
+        ax.set_title(f"{title} (by step)", fontsize=10, y=1.0)
         ax.tick_params(labelsize=8)
         if len(ax.lines) > 1 + sum(len(run.warnings) for run in runs):  # several curves: say which is which
             ax.legend(fontsize=7)

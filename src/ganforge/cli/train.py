@@ -125,7 +125,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")
     g.add_argument("--sample-every", type=int, default=None, help="steps between sample grids (0 = off)")
     g.add_argument("--eval-every", type=int, default=None, help="steps between metric evaluations (0 = off)")
-    g.add_argument("--check-every", type=int, default=None, help="steps between quick quality checks (0 = off)")
+    g.add_argument(
+        "--check-every",
+        type=int,
+        default=None,
+        help="steps between quick quality checks; default: about 10 a run, fewer where they would take over 3%% of the "
+        "training time; 0: off",
+    )
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard events to RUN/tb")
     g.add_argument("--watch", action="store_true", help="rewrite RUN/report.html at every sample step (open it)")
     g.add_argument("--sync-bn", action="store_true", default=None, help="torchrun: SyncBatchNorm across processes")

@@ -79,7 +79,10 @@ def extract(
     net = extractor.net.to(device).eval()
     features, probs = [], []
     for start in range(0, x.size(0), batch_size):
-        h, logits = net(x[start : start + batch_size].to(device))
+        batch = x[start : start + batch_size].to(device)
+        if extractor.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        h, logits = net(batch)
         features.append(h.float().cpu())
         probs.append(logits.float().softmax(1).cpu())
         if on_batch is not None:
