@@ -153,7 +153,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     eval_every: int = 0  # 0: no metrics during training
     check_every: int = -1  # quick quality checks (classes, mode KL, diversity); -1: about 10 a run, fewer where
-    # they would take over 3% of the training time (loop.CHECK_SHARE); N: every N steps, whatever they cost; 0: off
+    # they would take over 2% of the training time (loop.CHECK_SHARE); N: every N steps, whatever they cost; 0: off
     tensorboard: bool = False  # also write TensorBoard events under RUN/tb/
     precision: Precision = "auto"  # autocast dtype of the forwards; auto: bf16 for conv nets on CPUs with native bf16
     sync_bn: bool = False  # torchrun: SyncBatchNorm across processes

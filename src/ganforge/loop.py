@@ -35,9 +35,10 @@ from ganforge.watermark_keys import resolve_key
 log = logging.getLogger("ganforge.train")  # the CLI quiets this one logger for the whole run
 
 GRID_SIZE = 25  # the 5x5 grid of samples.png
-# The automatic check cadence skips a due check that would take the checks past this share of the training time
-# (the seed preset's steps take ~7 ms and a check ~0.25 s: it checks about every 2,000 steps, mnist-hq every 500).
-CHECK_SHARE = 0.03
+# The automatic check cadence skips a due check that would take the checks past this share of the training time.
+# With the end-of-run check and FID on top, the checks add under 5% to a 3,000-step seed run (docs/benchmarks.md),
+# whose ~7 ms steps would otherwise pay 0.25 s for a check every 300 steps.
+CHECK_SHARE = 0.02
 
 
 @dataclass

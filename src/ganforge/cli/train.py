@@ -129,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--check-every",
         type=int,
         default=None,
-        help="steps between quick quality checks; default: about 10 a run, fewer where they would take over 3%% of the "
+        help="steps between quick quality checks; default: about 10 a run, fewer where they would take over 2%% of the "
         "training time; 0: off",
     )
     g.add_argument("--tensorboard", action="store_true", default=None, help="also write TensorBoard events to RUN/tb")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -250,7 +251,7 @@ def for_inference(net: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def _folded(layer: nn.Conv2d | nn.Linear, norm: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+def _folded(layer: nn.Conv2d | nn.Linear, norm: nn.modules.batchnorm._BatchNorm) -> nn.Conv2d | nn.Linear:
     """layer followed by norm (eval mode), as one layer of the same kind with a bias."""
     assert norm.running_mean is not None and norm.running_var is not None
     scale = torch.rsqrt(norm.running_var + norm.eps)
@@ -258,16 +259,10 @@ def _folded(layer: nn.Conv2d | nn.Linear, norm: nn.modules.batchnorm._BatchNorm)
         scale = scale * norm.weight
     shift = -norm.running_mean * scale + (norm.bias if norm.bias is not None else 0)
     bias = layer.bias * scale + shift if layer.bias is not None else shift
-    if isinstance(layer, nn.Conv2d):
-        fused: nn.Module = nn.Conv2d(
-            layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-            layer.dilation, layer.groups, bias=True,
-        )  # fmt: skip
-    else:
-        fused = nn.Linear(layer.in_features, layer.out_features, bias=True)
+    fused = copy.deepcopy(layer)
     shape = (-1,) + (1,) * (layer.weight.dim() - 1)
-    fused.weight.copy_(layer.weight * scale.reshape(shape))
-    fused.bias.copy_(bias)
+    fused.weight = nn.Parameter(layer.weight * scale.reshape(shape))
+    fused.bias = nn.Parameter(bias)
     return fused.to(layer.weight.device).eval()
 
 
