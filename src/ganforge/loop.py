@@ -5,11 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,10 +20,12 @@ from ganforge.data import Dataset, check_classes, load_dataset
 from ganforge.diagnostics import Monitor, QualityProbe, collapse_advice, summary_line
 from ganforge.distributed import DistInfo
 from ganforge.errors import CheckpointError, DataError, GanforgeError, TrainingError
+from ganforge.logline import Once, log_line, quiet_repeats, scalars
 from ganforge.marking import FROM_GENERATOR, FROM_RUN, Marker, WatermarkSetting, make_marker, run_identity
 from ganforge.models import Generator
 from ganforge.sample import generate, latents
 from ganforge.step import train_step
+from ganforge.stopping import stop_requests
 from ganforge.tensorboard import TensorBoardLog
 from ganforge.train_state import build_state, restore_state, state_payload
 from ganforge.version import __version__
@@ -80,62 +79,6 @@ def check_dataset(cfg: TrainConfig, dataset: Dataset) -> None:
             "pass a smaller --batch-size"
         )
     check_classes(dataset, cfg.model.num_classes)  # returns at once for unconditional models
-
-
-@contextmanager
-def _stop_requests() -> Iterator[list[int]]:
-    """Turn SIGINT/SIGTERM into a flag the loop checks between steps, so a stop never splits a step."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield received
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: object) -> None:
-        received.append(signum)
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-class _Once(logging.Filter):
-    """Lets each distinct message through once (periodic evaluations repeat the same data notes).
-
-    A logger's filters see only the records logged on that logger, so _quiet_repeats puts it on each of ours.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message in self.seen:
-            return False
-        self.seen.add(message)
-        return True
-
-
-@contextmanager
-def _quiet_repeats(once: _Once) -> Iterator[None]:
-    """Within the block, every ganforge logger passes each distinct message once (across all blocks using `once`)."""
-    loggers = [
-        logger
-        for name, logger in logging.Logger.manager.loggerDict.items()
-        if name.startswith("ganforge") and isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        logger.addFilter(once)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(once)
 
 
 class TrainingLoop:
@@ -280,7 +223,7 @@ class TrainingLoop:
             self.provenance["class_names"] = list(self.dataset.class_names)  # sample --per-class labels its rows
         self.warnings_seen: list[str] = []
         self.final_check: dict[str, Any] = {}
-        self.eval_notes = _Once()  # each evaluation repeats the same data notes: show them once a run
+        self.eval_notes = Once()  # each evaluation repeats the same data notes: show them once a run
         self.metrics_file: TextIO | None = None
 
     def _is_own_checkpoint(self, path: Path) -> bool:
@@ -457,7 +400,7 @@ class TrainingLoop:
         try:
             if self.dist.is_main:
                 self.metrics_file = open(self.metrics_path, "a")  # noqa: SIM115 (reopened by a rollback)
-            with _stop_requests() as stop:
+            with stop_requests() as stop:
                 while self.state.step < cfg.steps:
                     state = self.state
                     next_step = state.step + 1
@@ -502,7 +445,7 @@ class TrainingLoop:
                         if self.dist.is_main:
                             self._observe(logged, check_due=check_due)
                         self._write_line({"step": state.step, **logged})
-                        log.info("%s", _log_line(state.step, logged))
+                        log.info("%s", log_line(state.step, logged))
                         for warning in logged.get("warnings", []):
                             log.warning("warning: %s", warning)
                     if state.step == cfg.steps:
@@ -568,8 +511,8 @@ class TrainingLoop:
         """Add the due evaluation and quality check to a log row, then the warnings they raise (once an episode)."""
         cfg, step = self.cfg, self.state.step
         if self.evaluator and cfg.eval_every and step % cfg.eval_every == 0:
-            with _quiet_repeats(self.eval_notes):
-                logged.update(_scalars(self.evaluator(self.sampler())))
+            with quiet_repeats(self.eval_notes):
+                logged.update(scalars(self.evaluator(self.sampler())))
         if check_due and self.probe is not None and (step == cfg.steps or self._check_affordable()):
             started = time.perf_counter()
             if step == cfg.steps:  # the end-of-run figures, with FID on 2,000 samples where an extractor exists
@@ -602,36 +545,3 @@ class TrainingLoop:
             write_report([self.run_dir], self.run_dir / "report.html")
         except GanforgeError as e:
             log.warning("warning: the report was not written: %s", e)
-
-
-def _log_line(step: int, logged: dict[str, float]) -> str:
-    """`step 1200  loss_d 1.31  loss_g 0.84  D(x) 0.61  D(G(z)) 0.35  img/s 950`, plus metric figures when present."""
-    parts = [
-        f"step {step}",
-        f"loss_d {logged['loss_d']:.3f}",
-        f"loss_g {logged['loss_g']:.3f}",
-        *(
-            [f"critic(x) {logged['critic_real']:.2f}", f"critic(G(z)) {logged['critic_fake']:.2f}"]
-            if "critic_real" in logged
-            else [f"D(x) {logged['d_real']:.2f}", f"D(G(z)) {logged['d_fake']:.2f}"]
-        ),
-        f"img/s {logged['img_per_s']:.0f}",
-    ]
-    for key, label, fmt in (
-        ("ada_p", "ada_p", ".2f"),
-        ("fid", "FID", ".2f"),
-        ("modes_covered", "classes", ".0f"),
-        ("classes_covered", "classes", ".0f"),
-        ("mode_kl", "mode_KL", ".3f"),
-        ("stacked_modes", "stacked_modes", ".0f"),  # stacked-mnist: R-G-B triples of 1,000
-        ("precision", "precision", ".2f"),
-        ("recall", "recall", ".2f"),
-    ):
-        if key in logged and not (label == "classes" and "classes" in " ".join(parts)):
-            parts.append(f"{label} {logged[key]:{fmt}}")
-    return "  ".join(parts)
-
-
-def _scalars(result: dict[str, Any]) -> dict[str, float]:
-    """The numeric entries of an eval result, for metrics.jsonl."""
-    return {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
