@@ -11,12 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge import diagnostics
+from ganforge import probe as probe_module
 from ganforge.config import ModelConfig
 from ganforge.data import load_dataset, make_toy, to_float
-from ganforge.diagnostics import Monitor, QualityProbe, Thresholds, extractor_for, summary_line
+from ganforge.diagnostics import Monitor, Thresholds, summary_line
 from ganforge.models import build_generator
 from ganforge.presets import PRESETS
+from ganforge.probe import QualityProbe, extractor_for
 
 
 def _healthy(step: int) -> dict[str, float]:
@@ -154,8 +155,8 @@ class Replay(nn.Module):
 
 
 def test_probe_on_digits_sees_real_data_untrained_and_collapsed_generators(monkeypatch):
-    monkeypatch.setattr(diagnostics, "FID_SAMPLES", 500)  # fewer than a run's, to keep the test fast
-    monkeypatch.setattr(diagnostics, "FID_REFERENCE", 1_000)
+    monkeypatch.setattr(probe_module, "FID_SAMPLES", 500)  # fewer than a run's, to keep the test fast
+    monkeypatch.setattr(probe_module, "FID_REFERENCE", 1_000)
     data = load_dataset("mnist-sample")
     cfg = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=16, width=16)
     probe = QualityProbe.build(cfg, data, seed=0, n=500)
@@ -261,15 +262,15 @@ def test_the_probes_reference_figures_are_cached_for_the_next_start(monkeypatch)
     """Issue 29: the checks cost a third of a seed run; the 10,000-image FID reference was most of it, every start."""
     from ganforge.metrics import cache
 
-    monkeypatch.setattr(diagnostics, "FID_REFERENCE", 1_500)  # fewer images, the same path
+    monkeypatch.setattr(probe_module, "FID_REFERENCE", 1_500)  # fewer images, the same path
     data = load_dataset("mnist-sample")
     model = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
     G = build_generator(model)
     first = QualityProbe.build(model, data, seed=3)
     fid = first.fid_2k(G)
     computed = []
-    real_extract = diagnostics.extract
-    monkeypatch.setattr(diagnostics, "extract", lambda x, *a, **k: computed.append(len(x)) or real_extract(x, *a, **k))
+    real_extract = probe_module.extract
+    monkeypatch.setattr(probe_module, "extract", lambda x, *a, **k: computed.append(len(x)) or real_extract(x, *a, **k))
     second = QualityProbe.build(model, data, seed=3)
     assert second.real_diversity == first.real_diversity and np.array_equal(second.real_hist, first.real_hist)
     assert second.fid_2k(G) == fid
@@ -283,15 +284,15 @@ def test_the_probes_reference_figures_are_cached_for_the_next_start(monkeypatch)
 def test_the_end_of_run_check_shares_its_samples_with_the_fid(monkeypatch):
     """Issue 29, item 7: the last check's 1,000 samples are half of the end-of-run FID's 2,000, so one run's end sends
     2,000 samples through the extractor, not 3,000; and the references serve every seed (cached once per data)."""
-    monkeypatch.setattr(diagnostics, "FID_REFERENCE", 1_500)
+    monkeypatch.setattr(probe_module, "FID_REFERENCE", 1_500)
     data = load_dataset("mnist-sample")
     model = ModelConfig(arch="mlp", image_size=28, channels=1, z_dim=8, width=16)
     torch.manual_seed(0)
     G = build_generator(model)
     QualityProbe.build(model, data, seed=5).fid_2k(G)  # fills the reference caches
     computed = []
-    real_extract = diagnostics.extract
-    monkeypatch.setattr(diagnostics, "extract", lambda x, *a, **k: computed.append(len(x)) or real_extract(x, *a, **k))
+    real_extract = probe_module.extract
+    monkeypatch.setattr(probe_module, "extract", lambda x, *a, **k: computed.append(len(x)) or real_extract(x, *a, **k))
     probe = QualityProbe.build(model, data, seed=6)  # another seed: the same cached references
     final = probe.final_check(G)
     assert computed == [1_000, 1_000]

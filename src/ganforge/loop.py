@@ -17,12 +17,13 @@ from ganforge import checkpoint, distributed, model_card, rundir, speed
 from ganforge.batches import Batches
 from ganforge.config import TrainConfig
 from ganforge.data import Dataset, check_classes, load_dataset
-from ganforge.diagnostics import Monitor, QualityProbe, collapse_advice, summary_line
+from ganforge.diagnostics import Monitor, collapse_advice, summary_line
 from ganforge.distributed import DistInfo
 from ganforge.errors import CheckpointError, DataError, GanforgeError, TrainingError
 from ganforge.logline import Once, log_line, quiet_repeats, scalars
 from ganforge.marking import FROM_GENERATOR, FROM_RUN, Marker, WatermarkSetting, make_marker, run_identity
 from ganforge.models import Generator
+from ganforge.probe import QualityProbe
 from ganforge.sample import generate, latents
 from ganforge.step import train_step
 from ganforge.stopping import stop_requests
