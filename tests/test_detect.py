@@ -40,8 +40,8 @@ def watermark(monkeypatch, tmp_path):
     key_file = tmp_path / "key"
     key_file.write_bytes(b"k" * 32)
 
-    def resolve_key(key_file_arg=None):
-        module.calls.append(("resolve_key", key_file_arg))
+    def existing_key(key_file_arg=None):
+        module.calls.append(("existing_key", key_file_arg))
         return b"k" * 32, Path(key_file_arg) if key_file_arg else key_file
 
     def payload_bits(sha256, n_bits):
@@ -56,7 +56,7 @@ def watermark(monkeypatch, tmp_path):
             found, 1.0 if found else 0.5, module.marked_payload if found else "", 1e-12 if found else 0.5, 32
         )
 
-    module.resolve_key, module.payload_bits, module.decode = resolve_key, payload_bits, decode
+    module.existing_key, module.payload_bits, module.decode = existing_key, payload_bits, decode
     module.capacity = lambda height, width: 32
     monkeypatch.setitem(sys.modules, "ganforge.watermark", module)
     return module
@@ -167,7 +167,7 @@ def test_generators_name_the_file_whose_payload_was_found(images, det_file, wate
 def test_key_file_is_passed_on_and_no_watermark_skips_it(images, det_file, watermark, tmp_path, capsys):
     key = tmp_path / "my.key"
     assert main(["detect", str(images / "plain.png"), "--detector", str(det_file), "--key-file", str(key)]) == 0
-    assert ("resolve_key", str(key)) in watermark.calls
+    assert ("existing_key", str(key)) in watermark.calls
     assert f"watermark key: {key}" in capsys.readouterr().out
     watermark.calls.clear()
     out = tmp_path / "r.json"
@@ -219,3 +219,17 @@ def test_detect_finds_the_real_watermark_that_sample_wrote(tmp_path, capsys):
     assert len(rows) == 3 and all(r["watermark"]["found"] and r["generator"] == str(gen) for r in rows)
     assert main([*args, "--key-file", str(other)]) == 0
     assert not any(r["watermark"]["found"] for r in json.loads(out.read_text()))
+
+
+def test_detect_never_makes_a_key(images, tmp_path, capsys, monkeypatch):
+    """A key made by detect would find no mark: without one, detect says the watermark was not checked and writes
+    nothing; the passive detector still scores every image."""
+    from ganforge.watermark_keys import default_key_path
+
+    monkeypatch.delenv("GANFORGE_KEY_FILE", raising=False)
+    out = tmp_path / "r.json"
+    assert main(["detect", str(images / "plain.png"), "--json", str(out)]) == 0
+    assert "watermark not checked: no key" in capsys.readouterr().out
+    assert not default_key_path().exists()
+    (record,) = json.loads(out.read_text())
+    assert record["watermark"]["checked"] is False and 0 <= record["detector"]["score"] <= 1

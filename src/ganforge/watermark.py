@@ -29,7 +29,7 @@ from PIL import Image
 
 from ganforge.errors import ConfigError
 from ganforge.watermark_code import Code, code_for, cos_tail, lattice_targets, solve
-from ganforge.watermark_keys import KEY_BYTES, new_key, read_key, resolve_key, write_key
+from ganforge.watermark_keys import KEY_BYTES, existing_key, new_key, read_key, resolve_key, write_key
 
 __all__ = [
     "ALPHA",
@@ -39,6 +39,7 @@ __all__ = [
     "capacity",
     "decode",
     "embed",
+    "existing_key",
     "is_markable",
     "mark_batch",
     "new_key",

@@ -90,17 +90,25 @@ def default_key_path() -> Path:
 
 def resolve_key(key_file: str | Path | None = None) -> tuple[bytes, Path]:
     """The key and its file: `key_file`, else $GANFORGE_KEY_FILE, else the per-user key (made on first use)."""
+    found = existing_key(key_file)
+    if found is not None:
+        return found
+    path = default_key_path()
+    try:
+        write_key(path)
+        log.info("watermark: made a new per-user key at %s (keep it to detect your images later)", path)
+    except ConfigError:
+        if not path.exists():  # another process made it meanwhile: use theirs
+            raise
+    return read_key(path), path
+
+
+def existing_key(key_file: str | Path | None = None) -> tuple[bytes, Path] | None:
+    """resolve_key's key where one exists, else None: what reading marks needs (a new key finds no mark)."""
     if key_file is not None and str(key_file) != "":
         return read_key(key_file), Path(key_file)
     env = os.environ.get(KEY_ENV)
     if env:
         return read_key(env), Path(env)
     path = default_key_path()
-    if not path.exists():
-        try:
-            write_key(path)
-            log.info("watermark: made a new per-user key at %s (keep it to detect your images later)", path)
-        except ConfigError:
-            if not path.exists():  # another process made it meanwhile: use theirs
-                raise
-    return read_key(path), path
+    return (read_key(path), path) if path.exists() else None

@@ -56,8 +56,15 @@ def run(args: argparse.Namespace) -> int:
 
     # 1. The key (when there is one) and the detector, before reading any image.
     key = key_path = None
-    if not args.no_watermark:
-        key, key_path = importlib.import_module("ganforge.watermark").resolve_key(args.key_file)
+    if not args.no_watermark:  # a key made now would find no mark: detect never makes one
+        found = importlib.import_module("ganforge.watermark").existing_key(args.key_file)
+        if found is None:
+            print(
+                "watermark not checked: no key (pass --key-file FILE or set GANFORGE_KEY_FILE; ganforge makes your "
+                "per-user key the first time it writes images)"
+            )
+        else:
+            key, key_path = found
     detector = load_detector(args.detector)
 
     # 2. Every image, then the table and the JSON.
