@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hmac
 import importlib.resources
 import inspect
 import io
@@ -30,7 +29,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from torch import Tensor
 
 from ganforge.errors import ConfigError, GanforgeError
@@ -40,6 +38,7 @@ from ganforge.models import Generator
 from ganforge.sample import MAX_SEED, class_labels, class_text, generator_modes, latents, slerp
 from ganforge.serve import projection
 from ganforge.serve.batching import MicroBatcher
+from ganforge.serve.guard import Guard
 from ganforge.version import __version__
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,6 @@ Format = Literal["grid", "zip", "json", "scatter"]
 STATIC_FILES = {
     "index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml",
 }  # fmt: skip
-OPEN_PATHS = ("/", "/healthz", "/favicon.ico")  # with /static/*: no token needed, they hold no data
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "A PNG grid (format=grid), a zip of PNGs (zip), JSON with base64 PNGs (json), "
@@ -128,78 +126,6 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
         parts.append(f"{field}: {msg}" if field else msg)
         detail.append({"loc": ["body", *loc], "type": kind, "msg": msg})
     return "; ".join(parts) or "invalid request", detail
-
-
-class _Guard:
-    """ASGI middleware: the token (401) and the body size limit (413), before anything reads the body."""
-
-    def __init__(
-        self, app: ASGIApp, *, token: str | None, max_body_bytes: int, path_limits: dict[str, int] | None = None
-    ) -> None:
-        self.app = app
-        self.token = token
-        self.max_body_bytes = max_body_bytes
-        self.path_limits = path_limits or {}  # paths that take larger bodies (an uploaded image)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        path = scope["path"]
-        is_open = path in OPEN_PATHS or path.startswith("/static/")
-        refusal = None if self.token is None or is_open else self._refusal(headers.get(b"authorization"))
-        if refusal is not None:
-            response = _error(401, "unauthorized", refusal)
-            response.headers["WWW-Authenticate"] = "Bearer"
-            await response(scope, receive, send)
-            return
-        limit = self.path_limits.get(path, self.max_body_bytes)
-        length = headers.get(b"content-length")
-        if length is not None:
-            if not length.isdigit():
-                await _error(400, "bad_request", "Content-Length is not a number")(scope, receive, send)
-            elif int(length) > limit:
-                await self._too_large(scope, receive, send, limit)
-            else:
-                await self.app(scope, receive, send)
-            return
-        # No Content-Length (chunked): read the body here, up to the limit, then replay it.
-        body, more = b"", True
-        while more:
-            message_in = await receive()
-            if message_in["type"] == "http.disconnect":
-                return
-            body += message_in.get("body", b"")
-            more = message_in.get("more_body", False)
-            if len(body) > limit:
-                await self._too_large(scope, receive, send, limit)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        message = f"request body is over {limit} bytes; send less"
-        await _error(413, "body_too_large", message)(scope, receive, send)
-
-    def _refusal(self, header: bytes | None) -> str | None:
-        """Why a request's Authorization header is refused, or None when it carries the token."""
-        if not header:
-            return "missing token; send the header 'Authorization: Bearer TOKEN'"
-        scheme, _, value = header.decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer":
-            return f"the Authorization header uses {scheme or 'no'} scheme; send 'Authorization: Bearer TOKEN'"
-        if not hmac.compare_digest(value.strip().encode("latin-1"), (self.token or "").encode("latin-1")):
-            return "wrong token; send the token the server was started with, as 'Authorization: Bearer TOKEN'"
-        return None
 
 
 @dataclass(frozen=True)
@@ -314,7 +240,7 @@ def make_app(
     )
     points = is_points(cfg.shape)
     path_limits = {} if points else {projection.PATH: max(max_body_bytes, projection.body_limit(max_image_bytes))}
-    app.add_middleware(_Guard, token=token, max_body_bytes=max_body_bytes, path_limits=path_limits)
+    app.add_middleware(Guard, token=token, max_body_bytes=max_body_bytes, path_limits=path_limits)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
