@@ -16,6 +16,7 @@ start: a folder of 50,000 small JPEGs; `ganforge train --data folder:DIR` twice 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -57,36 +58,80 @@ def make_jpegs(folder: Path, count: int, height: int, width: int, seed: int = 0)
         Image.fromarray(np.clip(shifted + grain, 0, 255).astype(np.uint8)).save(path, quality=90)
 
 
-def part_pack(work: Path) -> None:
-    from ganforge.data.pack import default_workers, pack
-    from ganforge.decoding import decode, fit, open_image
+def conditions() -> str:
+    """The CPU, this process's cores, its thread setting and the machine's load: what the figures were measured on."""
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "?")
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return (
+        f"CPU {model}, {os.cpu_count()} logical CPUs; this process pinned to cores {cores}; OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; load average {', '.join(f'{v:.2f}' for v in load)}"
+    )
+
+
+PACK_ONE = """
+import json, shutil, sys, time
+from ganforge.data.pack import pack
+src, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+shutil.rmtree(out, ignore_errors=True)
+t0, w0 = time.process_time(), time.perf_counter()
+result = pack("folder:" + src, out, image_size=size, workers=1)
+cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+shutil.rmtree(out)
+print(json.dumps({"count": result.count, "cpu": cpu, "wall": wall, "filter": result.resize_filter}))
+"""
+
+
+def pack_rates(src: Path, out: Path, size: int, code: Path, rounds: int) -> list[dict[str, Any]]:
+    """`pack(folder, workers=1)` in a fresh process (imports not timed) with `code` on PYTHONPATH, `rounds` times."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    runs = []
+    for _ in range(rounds):
+        proc = subprocess.run([sys.executable, "-c", PACK_ONE, str(src), str(out), str(size)], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return runs
+
+
+def part_pack(work: Path, rounds: int, baseline: Path | None) -> None:
+    from ganforge.decoding import decode, draft_scale, filter_for, open_image
 
     src = work / "jpegs"
     make_jpegs(src, 1_000, 384, 512)
     files = sorted(src.glob("*.jpg"))
-    cpus = default_workers()
-    print(f"pack: 1,000 JPEGs 512x384 quality 90 ({sum(f.stat().st_size for f in files) / 1e6:.0f} MB); {cpus} CPUs")
+    print(f"pack: {conditions()}")
+    print(f"pack: 1,000 JPEGs 512x384 quality 90 ({sum(f.stat().st_size for f in files) / 1e6:.0f} MB), 1 worker "
+          "(`pack(..., workers=1)`: decoded in the calling process), a fresh process a run; rates are images a "
+          "second of that process's CPU time (the whole call: listing, probe, decode, resize, writing, hashing) "
+          "and of wall time")  # fmt: skip
+    trees = [("this tree", REPO / "src")] + ([("baseline", baseline)] if baseline else [])
     for size in (64, 256):
-        for workers in sorted({1, cpus}):
-            out = work / f"packed{size}-{workers}"
-            shutil.rmtree(out, ignore_errors=True)
-            cpu0 = time.process_time()
-            result = pack(f"folder:{src}", out, image_size=size, workers=workers)
-            rate = result.count / result.seconds
-            cpu = f", {result.count / (time.process_time() - cpu0):.0f} img/s per CPU second" if workers == 1 else ""
-            print(f"  {size}x{size}, {workers} worker(s): {result.seconds:5.2f} s wall, {rate:6.0f} img/s, "
-                  f"{rate / workers:6.0f} img/s per worker{cpu}; filter {result.resize_filter}")  # fmt: skip
-            shutil.rmtree(out)
-        # Where one worker's time goes, per image, in CPU seconds of this process (what a core does, whatever
-        # else the machine runs): open + draft decode; the resize; decode() in all; a full-size decode.
+        # 1. The whole pack() call, alternating with a baseline tree (if given) round by round.
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in trees}
+        for r in range(rounds):
+            for name, code in trees if r % 2 == 0 else trees[::-1]:
+                results[name] += pack_rates(src, work / f"packed{size}", size, code, 1)
+        for name, runs in results.items():
+            cpu_rates = [run["count"] / run["cpu"] for run in runs]
+            wall_rates = [run["count"] / run["wall"] for run in runs]
+            print(f"  {size}x{size}, {name}: {statistics.median(cpu_rates):6.0f} img/s per CPU second (median of "
+                  f"{len(runs)}: {', '.join(f'{v:.0f}' for v in cpu_rates)}), {statistics.median(wall_rates):6.0f} "
+                  f"img/s wall; filter {runs[0]['filter']}")  # fmt: skip
+        if baseline:
+            pairs = zip(results["this tree"], results["baseline"], strict=True)
+            ratios = [b["cpu"] / t["cpu"] for t, b in pairs]
+            print(f"  {size}x{size}: speed-up over the baseline, CPU time, median of paired runs: "
+                  f"{statistics.median(ratios):.3f}")  # fmt: skip
+        # 2. Where one image's time goes, in CPU time of this process: open + (draft) decode; the resize; decode()
+        #    in all; a full-size decode alone.
         clock = time.process_time
+        side = 384
+        name = filter_for(side, size)
+        scale = draft_scale(side, size, name)
         t0 = clock()
-        opened = [open_image(f, draft_side=size) for f in files[:300]]
+        opened = [open_image(f, draft_side=None) if scale == 1 else _drafted(f, scale) for f in files[:300]]
         t_open = (clock() - t0) / 300
-        t0 = clock()
-        for image in opened:
-            fit(image, size)
-        t_fit = (clock() - t0) / 300
         t0 = clock()
         for f in files[:300]:
             decode(f, size, 3)
@@ -95,10 +140,20 @@ def part_pack(work: Path) -> None:
         for f in files[:100]:
             open_image(f)
         t_full = (clock() - t0) / 100
-        print(f"  {size}x{size} per image, CPU time of one process: decode with draft to "
-              f"{opened[0].size[0]}x{opened[0].size[1]} {t_open * 1e3:.2f} ms, resize {t_fit * 1e3:.2f} ms, "
-              f"decode() in all {t_all * 1e3:.2f} ms = {1 / t_all:.0f} img/s per core; "
-              f"a full-size decode alone {t_full * 1e3:.2f} ms")  # fmt: skip
+        w, h = opened[0].size
+        print(f"  {size}x{size} per image, CPU time: decode at 1/{scale} scale ({w}x{h})"
+              f" {t_open * 1e3:.2f} ms, then {name} to {size}x{size}: decode() in all {t_all * 1e3:.2f} ms = "
+              f"{1 / t_all:.0f} img/s per core; a full-size decode alone {t_full * 1e3:.2f} ms")  # fmt: skip
+
+
+def _drafted(path: Path, scale: int) -> Any:
+    """A JPEG decoded at 1/scale in the DCT, as decode() does it."""
+    from PIL import Image
+
+    from ganforge.decoding import _load
+
+    with Image.open(path) as opened:
+        return _load(opened, scale)[0]
 
 
 def step_ratio(cfg: object, mapped: object, rounds: int, steps: int) -> tuple[float, float, float, float]:
@@ -253,7 +308,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default="/tmp/data_speed", help="scratch folder for the made data")
     parser.add_argument("--part", choices=("pack", "step", "start", "all"), default="all")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=6, help="paired rounds (pack: runs of each tree)")
+    parser.add_argument("--baseline-src", type=Path, help="pack: another tree's src/ to time beside this one's")
     parser.add_argument("--dcgan-steps", type=int, default=5, help="dcgan steps a round (the seed preset: 200)")
     parser.add_argument("--step-only", choices=("both", "dcgan", "seed"), default="both")
     parser.add_argument("--folder-count", type=int, default=50_000)
@@ -262,7 +318,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("GANFORGE_HOME", str(work / "home"))
     if args.part in ("pack", "all"):
-        part_pack(work)
+        part_pack(work, args.rounds, args.baseline_src)
     if args.part in ("step", "all"):
         part_step(work, args.rounds, args.dcgan_steps, args.step_only)
     if args.part in ("start", "all"):
