@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -156,9 +157,23 @@ def _drafted(path: Path, scale: int) -> Any:
         return _load(opened, scale)[0]
 
 
-def step_ratio(cfg: object, mapped: object, rounds: int, steps: int) -> tuple[float, float, float, float]:
-    """(packed steps/CPU-s, in-memory steps/CPU-s, median ratio packed / in-memory, the same ratio in wall time)
-    over paired alternating rounds."""
+def interval(ratios: list[float]) -> tuple[float, float, float]:
+    """(geometric mean, low, high) of per-round ratios: a 95% t-interval on their logs."""
+    logs = [math.log(r) for r in ratios]
+    mean = statistics.fmean(logs)
+    if len(logs) < 2:
+        return math.exp(mean), math.nan, math.nan
+    half = T95.get(len(logs) - 1, 2.0) * statistics.stdev(logs) / math.sqrt(len(logs))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 11: 2.20, 12: 2.18,
+       13: 2.16, 14: 2.14, 15: 2.13, 16: 2.12, 17: 2.11, 18: 2.10, 19: 2.09, 20: 2.09, 25: 2.06, 30: 2.04}  # fmt: skip
+
+
+def step_ratio(cfg: Any, mapped: Any, rounds: int, steps: int) -> dict[str, Any]:
+    """Steps a CPU second from packed: and from memory over paired rounds (the order rotating each round), with a
+    second in-memory copy as the control (memory against memory: what the pairing alone shows as a difference)."""
     import torch
 
     from ganforge.batches import Batches
@@ -166,32 +181,41 @@ def step_ratio(cfg: object, mapped: object, rounds: int, steps: int) -> tuple[fl
 
     in_memory = type(mapped)(**{**mapped.__dict__})  # a copy of the Dataset, its images read into memory
     in_memory.images = mapped.in_memory()
+    control = type(mapped)(**{**in_memory.__dict__})
+    control.images = in_memory.images.clone()
     cpu = torch.device("cpu")
     runs = {}
-    for name, ds in (("packed", mapped), ("memory", in_memory)):
+    for name, ds in (("packed", mapped), ("memory", in_memory), ("control", control)):
         torch.manual_seed(0)
         runs[name] = (build_state(cfg, cpu), Batches(ds, cfg.batch_size, seed=0, device=cpu))
         for _ in range(5):  # warm up
             train_step(runs[name][0], runs[name][1].next, cfg)
     # Steps a second of this process's CPU time (with OMP_NUM_THREADS=1: of the one core it runs on), which
-    # other jobs on a shared machine disturb far less than wall time; wall time is reported beside it.
-    rates: dict[str, list[float]] = {"packed": [], "memory": [], "packed_wall": [], "memory_wall": []}
+    # other jobs on a shared core disturb far less than wall time; wall time is reported beside it.
+    order = list(runs)
+    rates: dict[str, list[float]] = {f"{n}{w}": [] for n in order for w in ("", "_wall")}
     for r in range(rounds):
-        for name in ("packed", "memory") if r % 2 == 0 else ("memory", "packed"):
+        for name in order[r % 3 :] + order[: r % 3]:
             state, batches = runs[name]
             t0, w0 = time.process_time(), time.perf_counter()
             for _ in range(steps):
                 train_step(state, batches.next, cfg)
             rates[name].append(steps / (time.process_time() - t0))
             rates[name + "_wall"].append(steps / (time.perf_counter() - w0))
-    ratios = [p / m for p, m in zip(rates["packed"], rates["memory"], strict=True)]
+    ratio = [p / m for p, m in zip(rates["packed"], rates["memory"], strict=True)]
+    ratio_control = [c / m for c, m in zip(rates["control"], rates["memory"], strict=True)]
     wall = [p / m for p, m in zip(rates["packed_wall"], rates["memory_wall"], strict=True)]
-    return (
-        statistics.median(rates["packed"]),
-        statistics.median(rates["memory"]),
-        statistics.median(ratios),
-        (statistics.median(wall)),
-    )
+    return {
+        "packed": statistics.median(rates["packed"]),
+        "memory": statistics.median(rates["memory"]),
+        "ratio": interval(ratio),
+        "median": statistics.median(ratio),
+        "control": interval(ratio_control),
+        "wall": statistics.median(wall),
+        "cpu_share": statistics.median(
+            [w / c for w, c in zip(rates["memory_wall"], rates["memory"], strict=True)]
+        ),  # wall rate / CPU rate: the share of the core this process got
+    }
 
 
 def fetch_cost(mapped: Any, batch_size: int, batches: int = 2000) -> tuple[float, float]:
@@ -247,14 +271,18 @@ def part_step(work: Path, rounds: int, dcgan_steps: int, only: str) -> None:
             continue
         cfg = resolve_auto(cfg, torch.device("cpu"))
         mapped = load_dataset(f"packed:{data}")
+        print(f"step: {conditions()}")
         assert mapped.is_mapped
         fetch_mapped, fetch_memory = fetch_cost(mapped, cfg.batch_size)
         print(f"fetch: {name}: Batches.next() {fetch_mapped:.0f} us from the map, {fetch_memory:.0f} us from memory")
-        packed_rate, memory_rate, ratio, wall = step_ratio(cfg, mapped, rounds, steps)
+        got = step_ratio(cfg, mapped, rounds, steps)
+        (mean, low, high), (c_mean, c_low, c_high) = got["ratio"], got["control"]
         print(
-            f"step: {name}: packed {packed_rate:.2f} steps/CPU-s, in memory {memory_rate:.2f} steps/CPU-s, "
-            f"median ratio {ratio:.3f} (wall time: {wall:.3f}); {rounds} paired rounds of {steps} steps, "
-            f"precision {cfg.precision}"
+            f"step: {name}: packed {got['packed']:.2f} steps/CPU-s, in memory {got['memory']:.2f} steps/CPU-s; "
+            f"packed / in memory {mean:.3f} (95% interval {low:.3f} to {high:.3f}, median {got['median']:.3f}; wall "
+            f"time {got['wall']:.3f}); control, memory / memory {c_mean:.3f} ({c_low:.3f} to {c_high:.3f}); "
+            f"{rounds} rounds of {steps} steps, precision {cfg.precision}; this process had "
+            f"{got['cpu_share']:.0%} of its core"
         )
 
 
