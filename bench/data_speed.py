@@ -3,14 +3,23 @@
 
     python bench/data_speed.py --work /tmp/data_speed                 # all three parts
     python bench/data_speed.py --work /tmp/data_speed --part pack     # or: step, start
+    python bench/data_speed.py --part pack --rounds 4 --baseline-src OLD/src   # beside another tree's code
 
-pack:  1,000 photo-like JPEGs of 512x384 (made here, quality 90) packed to 64x64 and 256x256 by one worker and
-       by one a CPU; images/s per worker, and where one worker's time goes (decode with draft mode, resize, the
-       rest: PNG/npy writing, hashing, IPC).
-step:  train_step on batches from packed: (memory-mapped) and from the same images in memory, in paired
-       alternating rounds in one process, for the dcgan arch at 64x64 and for the seed preset; median ratio.
-start: a folder of 50,000 small JPEGs; `ganforge train --data folder:DIR` twice in fresh processes; the
-       seconds from the process start to the first finished step (the first run packs into the cache).
+Run it pinned to one core with one thread (`taskset -c 0 env OMP_NUM_THREADS=1 ...`): the figures are per core.
+Every part first prints the CPU, the cores this process may use, OMP_NUM_THREADS and the load average.
+
+pack:  1,000 photo-like JPEGs of 512x384 (made here, quality 90) packed to 64x64 and to 256x256 by
+       `pack(..., workers=1)` (decoded in the calling process), each run in a fresh process; images a second of
+       that process's CPU time (the whole call: listing, probe, decode, resize, writing, hashing) and of wall
+       time; with --baseline-src, the same runs of another tree alternate with this one's. Then where one
+       image's time goes: the (reduced) JPEG decode, decode() in all, a full-size decode.
+step:  train_step on batches from packed: (memory-mapped) and from the same images in memory, and from a second
+       in-memory copy (the control), in rounds whose order rotates, in one process, for the dcgan arch at 64x64
+       and for the seed preset; the packed / in-memory ratio of steps a CPU second with a 95% interval, the
+       control's ratio beside it, and Batches.next() alone from the map and from memory.
+start: a folder of 50,000 JPEGs of 128x96; a training run to its first step (dcgan 64x64), --starts times in
+       fresh processes (the first packs into the cache); the seconds from the process start to each stage:
+       imports, data ready (scan, cache key, open the pack), torch._dynamo imported, first step done.
 """
 
 from __future__ import annotations
@@ -142,9 +151,32 @@ def part_pack(work: Path, rounds: int, baseline: Path | None) -> None:
             open_image(f)
         t_full = (clock() - t0) / 100
         w, h = opened[0].size
+        # 3. What the reduced path changes: decode() against a full-size decode resized by the same filter in one call.
+        diffs = [pixels_vs_full(f, size, name) for f in files[:300]]
+        print(f"  {size}x{size} pixels, decode() against a full-size decode and one {name} resize (300 images): max "
+              f"abs {max(d[0] for d in diffs)}, mean abs {statistics.fmean(d[1] for d in diffs):.3f}, PSNR mean "
+              f"{statistics.fmean(d[2] for d in diffs):.1f} dB (lowest {min(d[2] for d in diffs):.1f})")  # fmt: skip
         print(f"  {size}x{size} per image, CPU time: decode at 1/{scale} scale ({w}x{h})"
               f" {t_open * 1e3:.2f} ms, then {name} to {size}x{size}: decode() in all {t_all * 1e3:.2f} ms = "
               f"{1 / t_all:.0f} img/s per core; a full-size decode alone {t_full * 1e3:.2f} ms")  # fmt: skip
+
+
+def pixels_vs_full(path: Path, size: int, name: str) -> tuple[int, float, float]:
+    """(max abs, mean abs, PSNR dB) of decode()'s pixels against the full-size decode resized by `name` at once."""
+    from PIL import Image
+
+    from ganforge.decoding import FILTERS, decode
+
+    got = decode(path, size, 3)[0].astype(np.float64)
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        w, h = image.size
+        side = min(w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        full = np.asarray(image.resize((size, size), FILTERS[name], box=(left, top, left + side, top + side)))
+    diff = np.abs(got - full)
+    mse = float(np.mean(diff**2))
+    return int(diff.max()), float(diff.mean()), 10 * math.log10(255**2 / mse) if mse else math.inf
 
 
 def _drafted(path: Path, scale: int) -> Any:
@@ -172,10 +204,12 @@ T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 
 
 
 def step_ratio(cfg: Any, mapped: Any, rounds: int, steps: int) -> dict[str, Any]:
-    """Steps a CPU second from packed: and from memory over paired rounds (the order rotating each round), with a
-    second in-memory copy as the control (memory against memory: what the pairing alone shows as a difference)."""
+    """Steps a CPU second over paired rounds (the order rotating each round) from: packed: as training reads it
+    (a set under batches._LOAD_MAPPED_BYTES is read whole), packed: streamed from the map batch by batch whatever
+    its size, the same images in memory, and a second in-memory copy (the control: what pairing alone shows)."""
     import torch
 
+    import ganforge.batches
     from ganforge.batches import Batches
     from ganforge.train import build_state, train_step
 
@@ -185,9 +219,12 @@ def step_ratio(cfg: Any, mapped: Any, rounds: int, steps: int) -> dict[str, Any]
     control.images = in_memory.images.clone()
     cpu = torch.device("cpu")
     runs = {}
-    for name, ds in (("packed", mapped), ("memory", in_memory), ("control", control)):
+    for name, ds in (("packed", mapped), ("streamed", mapped), ("memory", in_memory), ("control", control)):
         torch.manual_seed(0)
+        limit = ganforge.batches._LOAD_MAPPED_BYTES
+        ganforge.batches._LOAD_MAPPED_BYTES = 0 if name == "streamed" else limit
         runs[name] = (build_state(cfg, cpu), Batches(ds, cfg.batch_size, seed=0, device=cpu))
+        ganforge.batches._LOAD_MAPPED_BYTES = limit
         for _ in range(5):  # warm up
             train_step(runs[name][0], runs[name][1].next, cfg)
     # Steps a second of this process's CPU time (with OMP_NUM_THREADS=1: of the one core it runs on), which
@@ -195,40 +232,38 @@ def step_ratio(cfg: Any, mapped: Any, rounds: int, steps: int) -> dict[str, Any]
     order = list(runs)
     rates: dict[str, list[float]] = {f"{n}{w}": [] for n in order for w in ("", "_wall")}
     for r in range(rounds):
-        for name in order[r % 3 :] + order[: r % 3]:
+        for name in order[r % len(order) :] + order[: r % len(order)]:
             state, batches = runs[name]
             t0, w0 = time.process_time(), time.perf_counter()
             for _ in range(steps):
                 train_step(state, batches.next, cfg)
             rates[name].append(steps / (time.process_time() - t0))
             rates[name + "_wall"].append(steps / (time.perf_counter() - w0))
-    ratio = [p / m for p, m in zip(rates["packed"], rates["memory"], strict=True)]
-    ratio_control = [c / m for c, m in zip(rates["control"], rates["memory"], strict=True)]
-    wall = [p / m for p, m in zip(rates["packed_wall"], rates["memory_wall"], strict=True)]
-    return {
-        "packed": statistics.median(rates["packed"]),
-        "memory": statistics.median(rates["memory"]),
-        "ratio": interval(ratio),
-        "median": statistics.median(ratio),
-        "control": interval(ratio_control),
-        "wall": statistics.median(wall),
-        "cpu_share": statistics.median(
-            [w / c for w, c in zip(rates["memory_wall"], rates["memory"], strict=True)]
-        ),  # wall rate / CPU rate: the share of the core this process got
-    }
+    got: dict[str, Any] = {name: statistics.median(rates[name]) for name in order}
+    for name in ("packed", "streamed", "control"):
+        ratios = [a / m for a, m in zip(rates[name], rates["memory"], strict=True)]
+        got[name + "_ratio"] = (*interval(ratios), statistics.median(ratios))
+        walls = [a / m for a, m in zip(rates[name + "_wall"], rates["memory_wall"], strict=True)]
+        got[name + "_wall"] = statistics.median(walls)
+    got["loaded"] = runs["packed"][1].images is not None
+    got["cpu_share"] = statistics.median([w / c for w, c in zip(rates["memory_wall"], rates["memory"], strict=True)])
+    return got
 
 
 def fetch_cost(mapped: Any, batch_size: int, batches: int = 2000) -> tuple[float, float]:
-    """CPU microseconds of Batches.next() alone: (from the map, from memory)."""
+    """CPU microseconds of Batches.next() alone: (streamed from the map, from memory)."""
     import torch
 
+    import ganforge.batches
     from ganforge.batches import Batches
 
     in_memory = type(mapped)(**{**mapped.__dict__})
     in_memory.images = mapped.in_memory()
     costs = []
     for ds in (mapped, in_memory):
+        limit, ganforge.batches._LOAD_MAPPED_BYTES = ganforge.batches._LOAD_MAPPED_BYTES, 0  # stream from the map
         b = Batches(ds, batch_size, seed=0, device=torch.device("cpu"))
+        ganforge.batches._LOAD_MAPPED_BYTES = limit
         for _ in range(50):
             b.next()
         t0 = time.process_time()
@@ -274,45 +309,52 @@ def part_step(work: Path, rounds: int, dcgan_steps: int, only: str) -> None:
         print(f"step: {conditions()}")
         assert mapped.is_mapped
         fetch_mapped, fetch_memory = fetch_cost(mapped, cfg.batch_size)
-        print(f"fetch: {name}: Batches.next() {fetch_mapped:.0f} us from the map, {fetch_memory:.0f} us from memory")
+        print(f"fetch: {name}: Batches.next() {fetch_mapped:.0f} us streamed from the map, {fetch_memory:.0f} us from memory")
         got = step_ratio(cfg, mapped, rounds, steps)
-        (mean, low, high), (c_mean, c_low, c_high) = got["ratio"], got["control"]
-        print(
-            f"step: {name}: packed {got['packed']:.2f} steps/CPU-s, in memory {got['memory']:.2f} steps/CPU-s; "
-            f"packed / in memory {mean:.3f} (95% interval {low:.3f} to {high:.3f}, median {got['median']:.3f}; wall "
-            f"time {got['wall']:.3f}); control, memory / memory {c_mean:.3f} ({c_low:.3f} to {c_high:.3f}); "
-            f"{rounds} rounds of {steps} steps, precision {cfg.precision}; this process had "
-            f"{got['cpu_share']:.0%} of its core"
-        )
+        print(f"step: {name}: steps/CPU-s: packed {got['packed']:.2f} (read whole: {got['loaded']}), streamed "
+              f"{got['streamed']:.2f}, in memory {got['memory']:.2f}, control {got['control']:.2f}; {rounds} "
+              f"rounds of {steps} steps, precision {cfg.precision}; this process had {got['cpu_share']:.0%} of its "
+              "core")  # fmt: skip
+        for side in ("packed", "streamed", "control"):
+            mean, low, high, median = got[side + "_ratio"]
+            print(f"step: {name}: {side} / in memory {mean:.3f} (95% interval {low:.3f} to {high:.3f}; median "
+                  f"{median:.3f}; wall time {got[side + '_wall']:.3f})")  # fmt: skip
 
 
 FIRST_STEP = """
 import sys, time
+def mark(name):
+    print(f"{name}_at={time.time()} cpu={time.process_time()}", flush=True)
+mark("started")
 import dataclasses
 from ganforge.config import ModelConfig
 from ganforge.loop import load_training_data
 from ganforge.presets import PRESETS
 from ganforge.train import train
-print(f"imported_at={time.time()} cpu={time.process_time()}", flush=True)
+mark("imported")
 cfg = dataclasses.replace(PRESETS["seed"], data=sys.argv[1], steps=1, out_dir=sys.argv[2], sample_every=0,
     checkpoint_every=0, check_every=0, log_every=0, device="cpu",
     model=ModelConfig(arch="dcgan", image_size=64, channels=3, z_dim=100, width=64))
-dataset = load_training_data(cfg)  # what train() would call first
-print(f"data_at={time.time()} cpu={time.process_time()}", flush=True)
+dataset = load_training_data(cfg)  # what train() would call first: scan, cache key, open the pack
+mark("data")
+import torch._dynamo  # what torch.optim.Adam imports on its first use inside train(), timed apart here
+mark("dynamo")
 def on_step(step, logged):
     if step == 1:
-        print(f"first_step_at={time.time()} cpu={time.process_time()}", flush=True)
+        mark("first_step")
 train(cfg, dataset=dataset, on_step=on_step)
 """
 
 
-def part_start(work: Path, count: int) -> None:
+def part_start(work: Path, count: int, runs: int) -> None:
     folder = work / f"folder{count}"
     make_jpegs(folder, count, 96, 128, seed=1)
     home = work / "home"
     shutil.rmtree(home, ignore_errors=True)
     env = {**os.environ, "GANFORGE_HOME": str(home), "PYTHONPATH": str(REPO / "src")}
-    for run in ("first (packs into the cache)", "second", "third"):
+    print(f"start: {conditions()}")
+    print("start: seconds from the process start (python -c) to each mark: wall (CPU time of the process)")
+    for run in ["first (packs into the cache)"] + [f"start {k + 2}" for k in range(runs - 1)]:
         out = work / "start-run"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.time()
@@ -324,12 +366,12 @@ def part_start(work: Path, count: int) -> None:
                 key, rest = line.split("_at=")
                 wall, cpu = rest.split(" cpu=")
                 marks[key] = (float(wall) - t0, float(cpu))
-        print(
-            f"start: {count:,}-image folder, {run} run: first step {marks['first_step'][0]:.1f} s after the "
-            f"process started (imports done {marks['imported'][0]:.1f} s, data ready {marks['data'][0]:.1f} s); "
-            f"CPU time {marks['first_step'][1]:.1f} s (imports {marks['imported'][1]:.1f} s, data "
-            f"{marks['data'][1] - marks['imported'][1]:.1f} s)"
-        )
+        steps = ("started", "imported", "data", "dynamo", "first_step")
+        labels = ("python up", "ganforge+torch imported", "data ready", "torch._dynamo imported", "first step done")
+        parts = [f"{label} {marks[k][0]:.2f} ({marks[k][1]:.2f})" for k, label in zip(steps, labels, strict=True)]
+        first = marks["first_step"]
+        print(f"start: {count:,}-image folder, {run}: {'; '.join(parts)}; this process had "
+              f"{first[1] / first[0]:.0%} of a core")  # fmt: skip
 
 
 def main() -> None:
@@ -341,6 +383,7 @@ def main() -> None:
     parser.add_argument("--dcgan-steps", type=int, default=5, help="dcgan steps a round (the seed preset: 200)")
     parser.add_argument("--step-only", choices=("both", "dcgan", "seed"), default="both")
     parser.add_argument("--folder-count", type=int, default=50_000)
+    parser.add_argument("--starts", type=int, default=4, help="start: runs in fresh processes (the first packs)")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -350,7 +393,7 @@ def main() -> None:
     if args.part in ("step", "all"):
         part_step(work, args.rounds, args.dcgan_steps, args.step_only)
     if args.part in ("start", "all"):
-        part_start(work, args.folder_count)
+        part_start(work, args.folder_count, args.starts)
 
 
 if __name__ == "__main__":

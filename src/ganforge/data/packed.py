@@ -94,7 +94,7 @@ class ShardedImages:
 
     def take(self, index: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
         """Images at `index` (any order, repeats allowed) as a new (len(index), C, H, W) uint8 tensor."""
-        index = torch.as_tensor(index, dtype=torch.int64, device="cpu").reshape(-1)
+        index = torch.as_tensor(index, dtype=torch.int64, device="cpu").reshape(-1).contiguous()
         n = len(self)
         if len(index):
             low, high = torch.aminmax(index)
