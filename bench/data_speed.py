@@ -309,7 +309,8 @@ def part_step(work: Path, rounds: int, dcgan_steps: int, only: str) -> None:
         print(f"step: {conditions()}")
         assert mapped.is_mapped
         fetch_mapped, fetch_memory = fetch_cost(mapped, cfg.batch_size)
-        print(f"fetch: {name}: Batches.next() {fetch_mapped:.0f} us streamed from the map, {fetch_memory:.0f} us from memory")
+        print(f"fetch: {name}: Batches.next() {fetch_mapped:.0f} us streamed from the map, {fetch_memory:.0f} us "
+              "from memory")  # fmt: skip
         got = step_ratio(cfg, mapped, rounds, steps)
         print(f"step: {name}: steps/CPU-s: packed {got['packed']:.2f} (read whole: {got['loaded']}), streamed "
               f"{got['streamed']:.2f}, in memory {got['memory']:.2f}, control {got['control']:.2f}; {rounds} "
