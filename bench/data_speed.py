@@ -347,15 +347,19 @@ train(cfg, dataset=dataset, on_step=on_step)
 """
 
 
-def part_start(work: Path, count: int, runs: int) -> None:
+def part_start(work: Path, count: int, runs: int, baseline: Path | None) -> None:
     folder = work / f"folder{count}"
     make_jpegs(folder, count, 96, 128, seed=1)
     home = work / "home"
     shutil.rmtree(home, ignore_errors=True)
-    env = {**os.environ, "GANFORGE_HOME": str(home), "PYTHONPATH": str(REPO / "src")}
     print(f"start: {conditions()}")
     print("start: seconds from the process start (python -c) to each mark: wall (CPU time of the process)")
-    for run in ["first (packs into the cache)"] + [f"start {k + 2}" for k in range(runs - 1)]:
+    trees = [("this tree", REPO / "src")] + ([("baseline", baseline)] if baseline else [])
+    plan = [("first (packs into the cache)", trees[0])]
+    for k in range(runs - 1):  # later starts alternate between the trees (both read the same pack)
+        plan += [(f"start {k + 2}, {name}", (name, code)) for name, code in (trees if k % 2 == 0 else trees[::-1])]
+    for run, (_, code) in plan:
+        env = {**os.environ, "GANFORGE_HOME": str(home), "PYTHONPATH": str(code)}
         out = work / "start-run"
         shutil.rmtree(out, ignore_errors=True)
         t0 = time.time()
@@ -380,7 +384,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/data_speed", help="scratch folder for the made data")
     parser.add_argument("--part", choices=("pack", "step", "start", "all"), default="all")
     parser.add_argument("--rounds", type=int, default=6, help="paired rounds (pack: runs of each tree)")
-    parser.add_argument("--baseline-src", type=Path, help="pack: another tree's src/ to time beside this one's")
+    parser.add_argument("--baseline-src", type=Path, help="pack, start: another tree's src/ to time beside this one's")
     parser.add_argument("--dcgan-steps", type=int, default=5, help="dcgan steps a round (the seed preset: 200)")
     parser.add_argument("--step-only", choices=("both", "dcgan", "seed"), default="both")
     parser.add_argument("--folder-count", type=int, default=50_000)
@@ -394,7 +398,7 @@ def main() -> None:
     if args.part in ("step", "all"):
         part_step(work, args.rounds, args.dcgan_steps, args.step_only)
     if args.part in ("start", "all"):
-        part_start(work, args.folder_count, args.starts)
+        part_start(work, args.folder_count, args.starts, args.baseline_src)
 
 
 if __name__ == "__main__":
