@@ -375,7 +375,7 @@ def cached_pack(
     """
     from ganforge.data.mnist import cache_dir
 
-    with gc_paused():  # 1. the key: every file's name, size and time from one scandir pass; no file is read
+    with gc_paused():  # the key: every file's name, size and time from one scandir pass; no file is read
         source = open_source(spec)
         transform = {"size": image_size, "channels": channels, "filter": resize_filter, "version": packed.VERSION}
         where = hashlib.sha256(json.dumps([source.spec, transform]).encode()).hexdigest()[:16]
