@@ -167,7 +167,12 @@ def _tiny_pack(tmp_path, n=40, size=8, classes=4):
     return tmp_path / "p"
 
 
-def test_batches_from_the_map_equal_batches_in_memory_and_split_by_rank(tmp_path):
+@pytest.mark.parametrize("streamed", [True, False])
+def test_batches_from_the_map_equal_batches_in_memory_and_split_by_rank(tmp_path, monkeypatch, streamed):
+    import ganforge.batches
+
+    if streamed:  # read batch by batch from the map, as a set larger than _LOAD_MAPPED_BYTES is
+        monkeypatch.setattr(ganforge.batches, "_LOAD_MAPPED_BYTES", 0)
     mapped = load_dataset(f"packed:{_tiny_pack(tmp_path)}")
     assert mapped.is_mapped and not isinstance(mapped.images, torch.Tensor)
     in_memory = load_dataset(f"packed:{tmp_path / 'p'}")
@@ -176,6 +181,7 @@ def test_batches_from_the_map_equal_batches_in_memory_and_split_by_rank(tmp_path
     a = Batches(mapped, 8, seed=3, device=cpu)
     b = Batches(in_memory, 8, seed=3, device=cpu)
     halves = [Batches(mapped, 8, seed=3, device=cpu, shard=(r, 2)) for r in range(2)]
+    assert (a.dataset is not None, a.images is None) == (streamed, streamed)  # a small set is read whole otherwise
     for _ in range(12):  # past an epoch (40 images, 5 batches)
         (x, y), (x2, y2) = a.next(), b.next()
         parts = [h.next() for h in halves]
@@ -183,8 +189,12 @@ def test_batches_from_the_map_equal_batches_in_memory_and_split_by_rank(tmp_path
         assert torch.equal(torch.cat([p[0] for p in parts]), x) and torch.equal(torch.cat([p[1] for p in parts]), y)
 
 
-def test_training_from_a_pack_resumes_bit_exactly(tmp_path):
+def test_training_from_a_pack_resumes_bit_exactly(tmp_path, monkeypatch):
     import dataclasses
+
+    import ganforge.batches
+
+    monkeypatch.setattr(ganforge.batches, "_LOAD_MAPPED_BYTES", 0)  # streamed from the map, as a large set is
 
     from ganforge.config import ModelConfig, TrainConfig
     from ganforge.train import train

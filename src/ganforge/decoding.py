@@ -6,7 +6,6 @@ Kept free of torch so that `ganforge data pack`'s worker processes start in a fr
 from __future__ import annotations
 
 import io
-import math
 import os
 import zipfile
 from pathlib import Path
@@ -43,7 +42,56 @@ FILTERS = {
     "bilinear": Image.Resampling.BILINEAR,
 }
 AUTO_FILTER = "auto"  # Lanczos, or box when the crop is a whole multiple of the size (box is then exact averaging)
-REDUCING_GAP = 2.0  # JPEG draft mode keeps at least this many source pixels a target pixel, as Image.thumbnail does
+REDUCING_GAP = 2.0  # before a non-box filter, at least this many source pixels stay a target pixel (Image.thumbnail's)
+DRAFT_SCALES = (8, 4, 2)  # the reduced scales libjpeg decodes at, inside its inverse DCT
+
+
+def filter_for(side: int, size: int, resize_filter: str = AUTO_FILTER) -> str:
+    """The filter that takes a square of `side` pixels to `size`: "none" when equal; auto is box when side is a
+    whole multiple of size (each output pixel then the mean of its block), else Lanczos."""
+    if side == size:
+        return "none"
+    if resize_filter == AUTO_FILTER:
+        return "box" if side % size == 0 else "lanczos"
+    return resize_filter
+
+
+def draft_scale(side: int, size: int, name: str) -> int:
+    """The JPEG decode scale (1/1, 1/2, 1/4, 1/8) for a square of `side` pixels going to `size` by filter `name`.
+
+    Box with a whole factor k: the largest scale dividing k (the DCT scaling then averages within the blocks the
+    box averages). Otherwise the largest that keeps REDUCING_GAP x size pixels, so the exact filter does the rest.
+    """
+    if name == "none" or side <= size:
+        return 1
+    if name == "box" and side % size == 0:
+        return next((s for s in DRAFT_SCALES if (side // size) % s == 0), 1)
+    return next((s for s in DRAFT_SCALES if side >= REDUCING_GAP * size * s), 1)
+
+
+def _load(opened: Image.Image, scale: int) -> tuple[Image.Image, int]:
+    """Decode an opened image (a JPEG at 1/scale where it can be) as "L" or "RGB"; returns it and the scale used.
+
+    First frame, alpha over white, 16-bit and float grey scaled to 8 bits.
+    """
+    used = 1
+    if scale > 1 and opened.format == "JPEG" and opened.mode in ("L", "RGB"):
+        w, h = opened.size
+        drafted = opened.draft(opened.mode, (w // scale, h // scale))  # Pillow's pick: the largest scale allowed
+        used = round(w / drafted[1][2]) if drafted is not None else 1  # its box: (0, 0, w / scale, h / scale)
+    opened.seek(0)
+    opened.load()
+    image: Image.Image = opened
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (BACKGROUND,) * 3 + (255,))
+        flat.alpha_composite(rgba)
+        image = flat.convert("L" if image.mode in ("LA", "La") else "RGB")
+    if image.mode in GREY_MODES:
+        return _to_8bit(image), used
+    return (image.convert("RGB") if image.mode != "RGB" else image), used  # loaded: usable after the file closes
 
 
 def open_image(source: str | Path | IO[bytes], *, draft_side: int | None = None) -> Image.Image:
@@ -53,25 +101,8 @@ def open_image(source: str | Path | IO[bytes], *, draft_side: int | None = None)
     least REDUCING_GAP x draft_side, so the final resize still has REDUCING_GAP source pixels a target pixel.
     """
     with Image.open(source) as opened:
-        if draft_side and opened.format == "JPEG" and opened.mode in ("L", "RGB"):
-            short = min(opened.size)
-            want = REDUCING_GAP * draft_side
-            if short > want:
-                scale = want / short
-                opened.draft(opened.mode, (math.ceil(opened.size[0] * scale), math.ceil(opened.size[1] * scale)))
-        opened.seek(0)
-        opened.load()
-        image: Image.Image = opened
-        if image.mode == "P":
-            image = image.convert("RGBA")
-        if image.mode in ("LA", "La", "PA", "RGBA", "RGBa"):
-            rgba = image.convert("RGBA")
-            flat = Image.new("RGBA", rgba.size, (BACKGROUND,) * 3 + (255,))
-            flat.alpha_composite(rgba)
-            image = flat.convert("L" if image.mode in ("LA", "La") else "RGB")
-        if image.mode in GREY_MODES:
-            return _to_8bit(image)
-        return image.convert("RGB") if image.mode != "RGB" else image  # loaded: usable after the file closes
+        scale = draft_scale(min(opened.size), draft_side, "lanczos") if draft_side else 1
+        return _load(opened, scale)[0]
 
 
 def is_grey(array: np.ndarray) -> bool:
@@ -81,38 +112,58 @@ def is_grey(array: np.ndarray) -> bool:
     return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
 
 
+def _resize(image: Image.Image, crop: tuple[float, float, float, float], size: int, name: str) -> Image.Image:
+    """The square `crop` of image to size x size by filter `name`: a crop, an integer reduce() (box with a whole
+    factor and a crop on whole pixels: exact block means), else resize() after reduce() to REDUCING_GAP x size."""
+    left, top, right, bottom = crop
+    side = right - left
+    whole = all(float(v).is_integer() for v in crop) and float(side / size).is_integer()
+    if whole and (name == "none" or side == size):
+        box = (int(left), int(top), int(right), int(bottom))
+        return image if box == (0, 0, *image.size) else image.crop(box)
+    if whole and name == "box":
+        return image.reduce(int(side // size), box=(int(left), int(top), int(right), int(bottom)))
+    return image.resize((size, size), FILTERS[name], box=crop, reducing_gap=REDUCING_GAP)
+
+
 def fit(image: Image.Image, size: int, resize_filter: str = AUTO_FILTER) -> tuple[Image.Image, str]:
     """Crop the centre square and resize it to size x size; returns the image and the filter used ("none": as is).
 
     auto: box when the square's side is a whole multiple of size (each output pixel the mean of a block), else
-    Lanczos. The crop box goes to resize() itself, so no intermediate copy is made.
+    Lanczos. The crop box goes to the resize itself, so no intermediate copy is made.
     """
     w, h = image.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
-    if side == size:
-        return (image if w == h else image.crop((left, top, left + side, top + side))), "none"
-    name = resize_filter
-    if name == AUTO_FILTER:
-        name = "box" if side % size == 0 else "lanczos"
-    resized = image.resize((size, size), FILTERS[name], box=(left, top, left + side, top + side))
-    return resized, name
+    name = filter_for(side, size, resize_filter)
+    return _resize(image, (left, top, left + side, top + side), size, name), name
 
 
 def decode(
     source: str | Path | IO[bytes], size: int, channels: int, resize_filter: str = AUTO_FILTER
 ) -> tuple[np.ndarray, bool, str]:
-    """A file -> ((size, size, channels) uint8, whether it was grey, the filter used). Raises on unreadable files."""
-    image, used = fit(open_image(source, draft_side=size), size, resize_filter)
-    array = np.asarray(image)
+    """A file -> ((size, size, channels) uint8, whether it was grey, the filter used). Raises on unreadable files.
+
+    The filter is chosen on the file's own centre square; a JPEG is decoded at the reduced scale draft_scale()
+    picks, and the crop is taken in the reduced image's pixels. Colour is converted after the reduction.
+    """
+    with Image.open(source) as opened:
+        w, h = opened.size
+        side = min(w, h)
+        name = filter_for(side, size, resize_filter)
+        image, scale = _load(opened, draft_scale(side, size, name))
+    left, top = (w - side) // 2, (h - side) // 2
+    crop = (left / scale, top / scale, (left + side) / scale, (top + side) / scale)
+    fitted = _resize(image, crop, size, name)
+    array = np.asarray(fitted)
     grey = is_grey(array)
     if channels == 1 and array.ndim == 3:
-        array = array[..., 0] if grey else np.asarray(image.convert("L"))  # ITU-R 601-2 luma, as Pillow's
+        array = array[..., 0] if grey else np.asarray(fitted.convert("L"))  # ITU-R 601-2 luma, as Pillow's
     if array.ndim == 2:
         array = array[..., None]
     if channels == 3 and array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
-    return array, grey, used
+    return array, grey, name
 
 
 def png_bytes(array: np.ndarray) -> bytes:

@@ -16,19 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ganforge.data import packed, zipdata
-from ganforge.data.folder import DEFAULT_SIZE, list_folder, unreadable_note
+from ganforge.data.folder import DEFAULT_SIZE, gc_paused, list_folder, unreadable_note
 from ganforge.data.writers import ShardWriter, ZipWriter
 from ganforge.decoding import (
     AUTO_FILTER,
     FILTERS,
     Item,
     close_zips,
+    decode,
     decode_chunk,
     fit,
-    is_grey,
-    open_image,
     open_item,
     png_bytes,
 )
@@ -216,24 +216,36 @@ class _Colour(Exception):
     """A colour image turned up in a set that the probe took for grey: pack again at 3 channels."""
 
 
-def probe_shape(source: Source) -> tuple[int, int]:
-    """(channels, short side) of a source: 1 when the first PROBE images are all grey, else 3."""
+def probe_shape(source: Source, size: int | None = None) -> tuple[int, int]:
+    """(channels, short side) of a source: 1 when the first PROBE images are all grey, else 3.
+
+    The short sides come from the files' headers; greyness from decoding them as the pack will (at `size`, else
+    at the size the sides give), stopping at the first colour image.
+    """
     if source.array is not None:
         c, h, w = source.array.shape[1:]
         grey = c == 1 or bool((source.array[:PROBE] == source.array[:PROBE, :1]).all())
         return (1 if grey else 3), min(h, w)
     sides: Counter[int] = Counter()
-    all_grey = True
+    readable: list[Item] = []
     for item in source.items[:PROBE]:
         try:
-            image = open_image(open_item(item))
+            with Image.open(open_item(item)) as opened:
+                sides[min(opened.size)] += 1
         except Exception:  # counted when packed
             continue
-        sides[min(image.size)] += 1
-        all_grey &= is_grey(np.asarray(image))
+        readable.append(item)
     if not sides:  # nothing readable among the first: colour, and the pack says what it could read
         return 3, DEFAULT_SIZE
-    return (1 if all_grey else 3), sides.most_common(1)[0][0]
+    side = sides.most_common(1)[0][0]
+    target = size or (side if side <= MAX_NATIVE else DEFAULT_SIZE)
+    for item in readable:
+        try:
+            if not decode(open_item(item), target, 3)[1]:
+                return 3, side
+        except Exception:  # counted when packed
+            continue
+    return 1, side
 
 
 def native_shape(spec: str) -> tuple[int, int]:
@@ -279,7 +291,7 @@ def pack(
     if not is_zip and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out} already exists; pass a new --out folder (or delete it first)")
     source = open_source(spec)
-    probed_channels, side = probe_shape(source) if channels is None or image_size is None else (channels, 0)
+    probed_channels, side = probe_shape(source, image_size) if channels is None or image_size is None else (channels, 0)
     size = image_size or (side if side <= MAX_NATIVE else DEFAULT_SIZE)
     workers = workers or default_workers()
     try:
@@ -363,10 +375,11 @@ def cached_pack(
     """
     from ganforge.data.mnist import cache_dir
 
-    source = open_source(spec)
-    transform = {"size": image_size, "channels": channels, "filter": resize_filter, "version": packed.VERSION}
-    where = hashlib.sha256(json.dumps([source.spec, transform]).encode()).hexdigest()[:16]
-    what = hashlib.sha256(json.dumps(source_fingerprint(source)).encode()).hexdigest()[:16]
+    with gc_paused():  # the key: every file's name, size and time from one scandir pass; no file is read
+        source = open_source(spec)
+        transform = {"size": image_size, "channels": channels, "filter": resize_filter, "version": packed.VERSION}
+        where = hashlib.sha256(json.dumps([source.spec, transform]).encode()).hexdigest()[:16]
+        what = hashlib.sha256(json.dumps(source_fingerprint(source)).encode()).hexdigest()[:16]
     root = cache_dir() / "packed"
     dest = root / f"{where}-{what}"
     if packed.is_packed(dest):
@@ -377,7 +390,7 @@ def cached_pack(
             shutil.rmtree(stale, ignore_errors=True)
     if len(source.items) > 1_000:
         log.info("%s: packing %d images into the cache, once", source.spec, len(source.items))
-    probed = probe_shape(source)[0] if channels is None else channels
+    probed = probe_shape(source, image_size)[0] if channels is None else channels
     try:
         result = _pack(source, dest, image_size, probed, channels is None, resize_filter, default_workers(), None)
     except _Colour:

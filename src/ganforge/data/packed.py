@@ -7,6 +7,7 @@ import json
 import logging
 import mmap
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,19 +51,22 @@ class ShardedImages:
 
     Enough of a tensor's interface for the data's users: shape, dtype, len, iteration, [int | slice | indices]
     and index_select(0, indices), each returning a uint8 torch.Tensor. Every shard is an np.memmap, advised
-    MADV_RANDOM (no read-ahead); the pages read stay in the page cache, and in a set larger than DROP_EVERY_BYTES
-    they are unmapped from this process (MADV_DONTNEED) before they could add up to that in its resident set.
+    MADV_RANDOM (no read-ahead), seen by torch as a tensor over the same pages (no copy), so a batch is gathered by
+    torch's index_select as from memory; the pages read stay in the page cache, and in a set larger than
+    DROP_EVERY_BYTES they are unmapped from this process (MADV_DONTNEED) before they could add up to that in its
+    resident set.
     """
 
     def __init__(self, shards: list[np.memmap]) -> None:
         self.shards = shards
         counts = [len(s) for s in shards]
-        self.starts = np.cumsum([0, *counts])
+        self.starts = torch.tensor(np.cumsum([0, *counts]), dtype=torch.int64)
         self.shape = torch.Size((int(self.starts[-1]), *shards[0].shape[1:]))
         self.dtype = torch.uint8
         self.image_bytes = int(np.prod(self.shape[1:]))
         self._since_drop = 0  # images read since the pages were last let go
         self.total_bytes = sum(s.nbytes for s in shards)
+        self.tensors = [_mapped_tensor(shard) for shard in shards]
         for shard in shards:  # batches read scattered images: no read-ahead, which would map in whole megabytes
             _advise(shard, "MADV_RANDOM")
 
@@ -78,31 +82,34 @@ class ShardedImages:
 
     def __getitem__(self, index: int | slice | torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
         if isinstance(index, int):
-            return self.take(np.array([index]))[0]
+            return self.take(torch.tensor([index]))[0]
         if isinstance(index, slice):
-            return self.take(np.arange(len(self))[index])
-        return self.take(np.asarray(index.cpu() if isinstance(index, torch.Tensor) else index, dtype=np.int64))
+            return self.take(torch.arange(len(self))[index])
+        return self.take(index)
 
     def index_select(self, dim: int, index: torch.Tensor) -> torch.Tensor:
         if dim != 0:
             raise ValueError("packed images are indexed along dim 0 only")
-        return self.take(index.cpu().numpy())
+        return self.take(index)
 
-    def take(self, index: np.ndarray) -> torch.Tensor:
+    def take(self, index: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
         """Images at `index` (any order, repeats allowed) as a new (len(index), C, H, W) uint8 tensor."""
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        if len(index) and (index.min() < -len(self) or index.max() >= len(self)):
-            raise IndexError(f"index out of range for {len(self)} images")
-        index = index % max(len(self), 1)
-        tensor = torch.empty((len(index), *self.shape[1:]), dtype=torch.uint8)  # torch's allocator, as in memory
-        out = tensor.numpy()
-        if len(self.shards) == 1:
-            np.take(self.shards[0], index, axis=0, out=out)  # copies the images from the map
+        index = torch.as_tensor(index, dtype=torch.int64, device="cpu").reshape(-1).contiguous()
+        n = len(self)
+        if len(index):
+            low, high = torch.aminmax(index)
+            if low < -n or high >= n:
+                raise IndexError(f"index out of range for {n} images")
+            if low < 0:
+                index = index % n
+        if len(self.tensors) == 1:
+            out = self.tensors[0].index_select(0, index)  # copies the images out of the map
         else:
-            shard_of = np.searchsorted(self.starts, index, side="right") - 1
-            for k in np.unique(shard_of):
-                where = np.nonzero(shard_of == k)[0]
-                out[where] = self.shards[k][index[where] - self.starts[k]]
+            out = torch.empty((len(index), *self.shape[1:]), dtype=torch.uint8)
+            shard_of = torch.searchsorted(self.starts, index, right=True) - 1
+            for k in torch.unique(shard_of).tolist():
+                where = torch.nonzero(shard_of == k).squeeze(1)
+                out[where] = self.tensors[k].index_select(0, index[where] - self.starts[k])
         # A set smaller than DROP_EVERY_BYTES cannot map in more; a larger one lets its pages go once the images read
         # since the last time could have mapped that much (the kernel maps whole folios on a fault, not just 4 KiB).
         self._since_drop += len(index)
@@ -110,7 +117,7 @@ class ShardedImages:
             DROP_EVERY_BYTES
         ):
             self.drop_pages()
-        return tensor
+        return out
 
     def drop_pages(self) -> None:
         """Unmap the pages read so far from this process (they stay in the page cache for the next read)."""
@@ -120,7 +127,14 @@ class ShardedImages:
 
     def to_tensor(self) -> torch.Tensor:
         """All images in memory (for small sets and for code that needs one tensor)."""
-        return self.take(np.arange(len(self)))
+        return self.take(torch.arange(len(self)))
+
+
+def _mapped_tensor(shard: np.memmap) -> torch.Tensor:
+    """A uint8 tensor over a read-only map's pages: no copy; only ever read (index_select), never written."""
+    with warnings.catch_warnings():  # torch warns that the array is not writable: this tensor is never written to
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(shard.view(np.ndarray))
 
 
 def _advise(shard: np.memmap, advice: str) -> None:

@@ -36,14 +36,16 @@ class ShardWriter:
         self.shards: list[dict[str, Any]] = []
         self.file: Any = None
         self.count_in_shard = 0
-        self.buffer: list[np.ndarray] = []
+        self.chunk = np.empty((CHUNK, *shape), dtype=np.uint8)  # (CHUNK, C, H, W): images are copied in once
+        self.buffered = 0
 
     def add(self, array: np.ndarray) -> None:
         """One (H, W, C) image."""
         self._open_shard()
-        self.buffer.append(array)
+        self.chunk[self.buffered] = array.transpose(2, 0, 1)  # the one copy: HWC -> CHW, into the write buffer
+        self.buffered += 1
         self.count_in_shard += 1
-        if len(self.buffer) >= CHUNK:
+        if self.buffered == CHUNK:
             self._flush()
         if self.count_in_shard == self.per_shard:
             self._close_shard()
@@ -55,7 +57,7 @@ class ShardWriter:
         while start < len(images):
             self._open_shard()
             part = images[start : start + self.per_shard - self.count_in_shard]
-            data = np.ascontiguousarray(part.transpose(0, 3, 1, 2)).tobytes()  # (n, C, H, W)
+            data = np.ascontiguousarray(part.transpose(0, 3, 1, 2)).data.cast("B")  # (n, C, H, W), not copied again
             self.file.write(data)
             self.digest.update(data)
             self.count_in_shard += len(part)
@@ -71,11 +73,11 @@ class ShardWriter:
             self.shards.append({"file": name, "count": 0})
 
     def _flush(self) -> None:
-        if self.buffer:
-            data = np.ascontiguousarray(np.stack(self.buffer).transpose(0, 3, 1, 2)).tobytes()  # (n, C, H, W)
+        if self.buffered:
+            data = self.chunk[: self.buffered].data.cast("B")  # written and hashed in place, not copied
             self.file.write(data)
             self.digest.update(data)
-            self.buffer = []
+            self.buffered = 0
 
     def _close_shard(self) -> None:
         self._flush()
