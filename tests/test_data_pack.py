@@ -15,6 +15,7 @@ from PIL import Image
 from ganforge.batches import Batches
 from ganforge.cli import main
 from ganforge.data import load_dataset
+from ganforge.data import pack as pack_module
 from ganforge.data.pack import pack
 from ganforge.data.packed import ShardedImages, open_packed
 from ganforge.decoding import open_image
@@ -217,7 +218,7 @@ def test_training_from_a_pack_resumes_bit_exactly(tmp_path, monkeypatch):
             assert torch.equal(value, split[net][key]), (net, key)
 
 
-def test_a_folder_packs_itself_into_the_cache_once_and_again_when_changed(tmp_path, caplog, _offline_home):
+def test_a_folder_packs_itself_into_the_cache_once_and_again_when_changed(tmp_path, caplog, _offline_home, monkeypatch):
     for k in range(5):
         _save(tmp_path / "f" / f"{k}.png", "RGB", (12, 12), 40 * k)
     with caplog.at_level(logging.INFO):
@@ -239,6 +240,10 @@ def test_a_folder_packs_itself_into_the_cache_once_and_again_when_changed(tmp_pa
     assert any("into the cache" in r.getMessage() for r in caplog.records)
     load_dataset(f"folder:{tmp_path / 'f'}", image_size=16)  # another transform: its own pack beside
     assert len(list((_offline_home / "packed").iterdir())) == 2
+    monkeypatch.setattr(pack_module, "DECODER", -1)  # a decoder that changes pixels: a pack of its own
+    with caplog.at_level(logging.INFO):
+        load_dataset(f"folder:{tmp_path / 'f'}", image_size=16)
+    assert len(list((_offline_home / "packed").iterdir())) == 3
 
 
 def test_the_reference_in_eval_json_names_the_resize_filter(tmp_path):

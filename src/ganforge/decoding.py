@@ -19,6 +19,9 @@ Item = tuple[str, ...]  # ("file", path) or ("zip", zip path, member)
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 BACKGROUND = 255  # transparent pixels become white, as image viewers show them
+# Changes whenever a decoding path changes pixels (2: JPEGs decoded at a DCT scale, then reduce()): the folder cache
+# keys its packs by it, so a pack made by another decoder is made again rather than mixed with new ones.
+DECODER = 2
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:

@@ -23,6 +23,7 @@ from ganforge.data.folder import DEFAULT_SIZE, gc_paused, list_folder, unreadabl
 from ganforge.data.writers import ShardWriter, ZipWriter
 from ganforge.decoding import (
     AUTO_FILTER,
+    DECODER,
     FILTERS,
     Item,
     close_zips,
@@ -369,7 +370,8 @@ def cached_pack(
 ) -> tuple[Path, PackResult | None]:
     """The packed copy of a folder or zip in the cache, made now if missing (PackResult) or stale (repacked).
 
-    Keyed by the files' names, sizes and modification times and by the transform (size, channels, filter);
+    Keyed by the files' names, sizes and modification times and by the transform (size, channels, filter, and the
+    decoder's version: decoding.DECODER);
     a changed folder gets a new pack and its old one is removed. Two processes packing at once (torchrun's
     ranks) each write their own temporary folder; the first rename wins and the other reads that one.
     """
@@ -377,7 +379,8 @@ def cached_pack(
 
     with gc_paused():  # the key: every file's name, size and time from one scandir pass; no file is read
         source = open_source(spec)
-        transform = {"size": image_size, "channels": channels, "filter": resize_filter, "version": packed.VERSION}
+        transform = {"size": image_size, "channels": channels, "filter": resize_filter, "version": packed.VERSION,
+                     "decoder": DECODER}  # fmt: skip
         where = hashlib.sha256(json.dumps([source.spec, transform]).encode()).hexdigest()[:16]
         what = hashlib.sha256(json.dumps(source_fingerprint(source)).encode()).hexdigest()[:16]
     root = cache_dir() / "packed"
