@@ -128,8 +128,21 @@ def test_parsing_joins_continuations_drops_comments_and_splits_at_and() -> None:
     ]
 
 
+def _photos(folder: Path, n: int = 64) -> None:
+    """The README's `photos` folder: n small JPEGs in two class subfolders (dcgan's batch of 64 needs 64)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        sub = folder / ("cats" if k % 2 else "dogs")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(sub / f"{k}.jpg", quality=90)
+
+
 def test_readme_commands_run(tmp_path: Path) -> None:
     """The README's commands in order, in one fresh folder (a later command reads what an earlier one wrote)."""
+    _photos(tmp_path / "photos")
     ran = []
     for command in readme_commands(README.read_text()):
         if shlex.join(command) in SKIPPED:
