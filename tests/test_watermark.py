@@ -221,23 +221,24 @@ def test_per_class_grids_with_a_label_margin_decode():
 def test_pixel_cost_makes_the_ground_next_to_strokes_dear():
     image = np.zeros((28, 28, 1))
     image[10:14, 10:14] = 200  # a stroke
-    cost = wm.pixel_cost(image)
+    cost = wm.pixel_cost(image, 5.0)
     assert cost[12, 12] == 1.0  # on the stroke
-    assert cost[9, 12] == cost[12, 15] == cost[8, 8] == wm.NEAR_COST > 1  # ground within NEAR_PX of it
-    assert cost[12, 16 + wm.NEAR_PX] == cost[0, 0] == 1.0  # ground further out
-    assert (wm.pixel_cost(photos(1, 28)[0].astype(float)) == 1.0).all()  # no black ground: no masking
+    assert cost[9, 12] == cost[12, 15] == cost[8, 8] == 5.0  # ground within NEAR_PX of it
+    assert cost[12, 14 + wm.NEAR_PX] == cost[0, 0] == 1.0  # ground further out
+    assert (wm.pixel_cost(photos(1, 28)[0].astype(float), 5.0) == 1.0).all()  # no black ground: no masking
+    assert (wm.pixel_cost(image, 1.0) == 1.0).all()
 
 
-def test_masking_moves_the_change_off_the_ground_next_to_strokes(monkeypatch):
+def test_masking_moves_the_change_off_the_ground_next_to_strokes():
     images, payload = digits(6), payload_of(28)
-    masked = np.stack([wm.embed(image, KEY, payload) for image in images])
-    monkeypatch.setattr(wm, "NEAR_COST", 1.0)
-    plain = np.stack([wm.embed(image, KEY, payload) for image in images])
-    monkeypatch.undo()
-    near = np.stack([wm.pixel_cost(image[..., None].astype(float)) for image in images]) > 1
+    plain = wm.mark_batch(images[..., None], KEY, payload)[..., 0]
+    masked = wm.mark_batch(images[..., None], KEY, payload, near_ground_cost=3.0)[..., 0]
+    near = np.stack([wm.pixel_cost(image[..., None].astype(float), 3.0) for image in images]) > 1
 
     def energy(marked: np.ndarray) -> float:
         return float(((marked.astype(float) - images) ** 2)[near].sum())
 
-    assert energy(masked) < 0.6 * energy(plain)
-    assert all(wm.decode(m, KEY).found for m in masked)
+    assert energy(masked) < 0.6 * energy(plain)  # about a quarter, measured
+    for marked in masked:
+        reading = wm.decode(marked, KEY)
+        assert reading.found and reading.payload == wm.payload_hex(payload)
