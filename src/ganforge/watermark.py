@@ -59,7 +59,7 @@ TARGET_MSE = 4.5  # sets delta: the mean squared change before clipping and aimi
 NEAR_PX = 2  # perceptual masking (`embed(..., near_ground_cost=...)`): the black ground this close to a stroke
 JPEG_AIMS = (75,)  # informed embedding: the JPEG qualities whose error the mark leans against
 AIM_LIMIT = 0.2  # at most this many deltas off the lattice point (the decision boundary is at 0.25)
-AIM_ROUNDS = 2  # the aim is measured again on the aimed image (a second round: +1 to +3% found after JPEG 75)
+AIM_ROUNDS = 1
 CHECK_BITS = 16  # key-derived bits beside the payload
 SATURATED_GUESS = 0.8  # a brightened pixel clipped at 255 came from this far up its possible range
 GRID_TILES = (28, 32, 64, 128)  # ganforge's image sizes, as tiles of make_grid (2-pixel padding)
