@@ -239,6 +239,8 @@ def test_masking_moves_the_change_off_the_ground_next_to_strokes():
         return float(((marked.astype(float) - images) ** 2)[near].sum())
 
     assert energy(masked) < 0.6 * energy(plain)  # about a quarter, measured
+    with pytest.raises(ConfigError, match="near_ground_cost"):
+        wm.embed(images[0], KEY, payload, near_ground_cost=0.0)
     for marked in masked:
         reading = wm.decode(marked, KEY)
         assert reading.found and reading.payload == wm.payload_hex(payload)

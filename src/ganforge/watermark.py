@@ -141,9 +141,11 @@ def embed(pixels: np.ndarray, key: bytes, payload: np.ndarray, *, near_ground_co
     The same change goes into every colour channel, so it lives in luminance. The change is the
     smallest within 0..255 (MNIST's black ground can only get brighter), aimed against JPEG 75's error.
     near_ground_cost > 1 makes a change of the black ground next to strokes that much dearer (perceptual
-    masking, `pixel_cost`): a lower FID for marked samples, a less robust mark at the same PSNR
+    masking, `pixel_cost`): a lower FID for marked samples at a lower PSNR, the same robustness
     (docs/responsible-use.md measures both).
     """
+    if not near_ground_cost > 0:
+        raise ConfigError(f"near_ground_cost must be a positive number (1: no masking); got {near_ground_cost}")
     x0 = _as_hwc(pixels)
     height, width, _ = x0.shape
     if not is_markable(height, width):
