@@ -220,22 +220,25 @@ def null_check(key: bytes, draws: int = 10_000_000) -> None:
     """The null model behind the p-value: the exact tail against simulated sums, and real digits' statistic."""
     from ganforge.watermark_code import cos_tail
 
-    n = wm.capacity(28, 28) + wm.CHECK_BITS
+    n, n_check, weight = wm.capacity(28, 28), wm.CHECK_BITS, wm.CHECK_WEIGHT
     rng = np.random.default_rng(1)
-    points = np.array([15.0, 20.0, 24.0])
+    points = np.array([21.0, 28.0, 35.0])
     hits = np.zeros(len(points))
     for _ in range(draws // 250_000):
         sums = np.cos(rng.uniform(0, 2 * np.pi, (250_000, n))).sum(axis=1)
+        sums += weight * np.cos(rng.uniform(0, 2 * np.pi, (250_000, n_check))).sum(axis=1)
         hits += (sums[:, None] >= points).sum(axis=0)
-    print(f"\nnull tail of the sum of {n} cos(U): simulated ({draws:,} draws) vs the bound ganforge uses")
+    variance = (n + weight**2 * n_check) / 2
+    print(f"\nnull tail of {n} cos(U) + {weight} x {n_check} cos(U): simulated ({draws:,} draws) vs ganforge's bound")
     for t, h in zip(points, hits, strict=True):
-        print(f"  P(sum >= {t:g}): simulated {h / draws:.2e}, bound {float(cos_tail(np.array(t), n)):.2e}")
+        bound = float(cos_tail(np.array(t), n, n_check, weight))
+        print(f"  P(sum >= {t:g}): simulated {h / draws:.2e}, bound {bound:.2e}")
     code = wm._code(key, 28, 28)
     phase = 2 * np.pi * (code.project(read_images(MNIST_TEST).astype(np.float64)) - code.dither) / code.delta
     checks = np.cos(phase[:, code.is_check] - np.pi * code.check).sum(axis=1)
-    statistic = checks + np.cos(2 * phase[:, ~code.is_check]).sum(axis=1)
+    statistic = weight * checks + np.cos(2 * phase[:, ~code.is_check]).sum(axis=1)
     print(f"  MNIST test digits (as they are, no alignment search): statistic mean {statistic.mean():.3f}, "
-          f"variance {statistic.var():.2f} (null: 0, {n / 2:g})")  # fmt: skip
+          f"variance {statistic.var():.2f} (null: 0, {variance:g})")  # fmt: skip
 
 
 def bench_real(key: bytes) -> None:

@@ -131,6 +131,13 @@ def test_null_tail_is_a_valid_bound():
     for t in (0.0, 5.0, 10.0, 15.0):
         assert cos_tail(np.array(t), n) >= np.mean(sums >= t) - 3e-3
     assert cos_tail(np.array(-n - 1.0), n) == 1.0 and cos_tail(np.array(n + 1.0), n) == 0.0
+    # The weighted sum the decoder uses: 32 payload terms plus twice 16 check terms.
+    heavy = 2 * np.cos(rng.uniform(0, 2 * np.pi, (200_000, 16))).sum(axis=1)
+    weighted = np.cos(rng.uniform(0, 2 * np.pi, (200_000, 32))).sum(axis=1) + heavy
+    for t in (0.0, 8.0, 15.0, 20.0):
+        assert cos_tail(np.array(t), 32, 16, 2) >= np.mean(weighted >= t) - 3e-3
+    assert cos_tail(np.array(t), 32, 16, 2) < 10 * np.mean(weighted >= t) + 1e-3  # and not absurdly loose
+    assert cos_tail(np.array(-65.0), 32, 16, 2) == pytest.approx(1.0) and cos_tail(np.array(65.0), 32, 16, 2) == 0.0
 
 
 def test_grids_decode_from_their_tiles():

@@ -181,11 +181,13 @@ def pixel_patterns(code: Code, height: int, width: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def tail_table(n: int) -> np.ndarray:
-    """An upper bound on P(sum of n iid cos(U) >= j / BINS), U uniform on [0, 2 pi), for j = -n BINS .. n BINS.
+def tail_table(n: int, n_heavy: int = 0, weight: int = 1) -> np.ndarray:
+    """An upper bound on P(S >= j / BINS - m), S = the sum of n iid cos(U) plus `weight` times the sum of
+    n_heavy more, U uniform on [0, 2 pi), m = n + weight n_heavy, for j = 0 .. 2 m BINS.
 
     cos(U) is replaced by a variable that is never smaller (the largest cosine on each of 4096 arcs,
-    rounded up to the grid 1/BINS), so its sum dominates the real one and the tail is conservative.
+    rounded up to the grid 1/BINS), so the sum (with positive weights) dominates the real one and the
+    tail is conservative.
     """
     arcs = 4096
     edges = 2 * np.pi * np.arange(arcs + 1) / arcs
@@ -193,14 +195,18 @@ def tail_table(n: int) -> np.ndarray:
     upper[0] = upper[-1] = 1.0  # the arcs that hold the cosine's maximum
     steps = np.ceil(upper * BINS - 1e-9).astype(int) + BINS  # 0 .. 2 BINS
     pmf = np.bincount(steps, minlength=2 * BINS + 1) / arcs
-    size = 1 << int(np.ceil(np.log2(2 * BINS * n + 1)))
-    total = np.fft.irfft(np.fft.rfft(pmf, size) ** n, size)[: 2 * BINS * n + 1]
+    heavy = np.zeros(2 * weight * BINS + 1)
+    heavy[::weight] = pmf  # weight cos(U), on the same grid
+    length = 2 * BINS * (n + weight * n_heavy) + 1
+    size = 1 << int(np.ceil(np.log2(length)))
+    total = np.fft.irfft(np.fft.rfft(pmf, size) ** n * np.fft.rfft(heavy, size) ** n_heavy, size)[:length]
     total = np.clip(total, 0, None)
-    return np.minimum(1.0, np.cumsum(total[::-1])[::-1])  # index j: P(sum >= (j - n BINS) / BINS)
+    return np.minimum(1.0, np.cumsum(total[::-1])[::-1])
 
 
-def cos_tail(statistic: np.ndarray, n: int) -> np.ndarray:
-    """P(sum of n iid cos(U) >= statistic) under "not marked with this key" (a conservative bound), elementwise."""
-    table = tail_table(n)
-    j = np.floor(np.asarray(statistic) * BINS).astype(int) + n * BINS
+def cos_tail(statistic: np.ndarray, n: int, n_heavy: int = 0, weight: int = 1) -> np.ndarray:
+    """P(sum of n iid cos(U) + weight * sum of n_heavy more >= statistic) under "not marked with this key"
+    (a conservative bound), elementwise."""
+    table = tail_table(n, n_heavy, weight)
+    j = np.floor(np.asarray(statistic) * BINS).astype(int) + (n + weight * n_heavy) * BINS
     return np.where(j >= len(table), 0.0, table[np.clip(j, 0, len(table) - 1)])
