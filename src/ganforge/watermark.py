@@ -305,8 +305,8 @@ def _read_layout(luma: np.ndarray, key: bytes, layout: tuple[int, int, list[tupl
 def decode(pixels: np.ndarray, key: bytes) -> Reading:
     """Read the mark blindly (no payload needed): found, check-bit accuracy, payload hex, corrected p-value.
 
-    `found` is p_value <= ALPHA, where p_value is the binomial tail of the check-bit matches at the
-    best alignment, multiplied out for every alignment and grid layout tried (Bonferroni), so an
+    `found` is p_value <= ALPHA, where p_value is the exact null tail of the summed evidence (check bits
+    counted twice) at the best alignment, multiplied out for every alignment and grid layout tried (Bonferroni), so an
     unmarked image, or a marked one read with another key, is found with probability at most ALPHA.
     """
     luma = _luma(_as_hwc(pixels).astype(np.float64))
