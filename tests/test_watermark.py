@@ -131,6 +131,13 @@ def test_null_tail_is_a_valid_bound():
     for t in (0.0, 5.0, 10.0, 15.0):
         assert cos_tail(np.array(t), n) >= np.mean(sums >= t) - 3e-3
     assert cos_tail(np.array(-n - 1.0), n) == 1.0 and cos_tail(np.array(n + 1.0), n) == 0.0
+    # The weighted sum the decoder uses: 32 payload terms plus twice 16 check terms.
+    heavy = 2 * np.cos(rng.uniform(0, 2 * np.pi, (200_000, 16))).sum(axis=1)
+    weighted = np.cos(rng.uniform(0, 2 * np.pi, (200_000, 32))).sum(axis=1) + heavy
+    for t in (0.0, 8.0, 15.0, 20.0):
+        assert cos_tail(np.array(t), 32, 16, 2) >= np.mean(weighted >= t) - 3e-3
+    assert cos_tail(np.array(t), 32, 16, 2) < 10 * np.mean(weighted >= t) + 1e-3  # and not absurdly loose
+    assert cos_tail(np.array(-65.0), 32, 16, 2) == pytest.approx(1.0) and cos_tail(np.array(65.0), 32, 16, 2) == 0.0
 
 
 def test_grids_decode_from_their_tiles():
@@ -216,3 +223,31 @@ def test_per_class_grids_with_a_label_margin_decode():
     assert grid.shape[1] > 3 * 30 + 2  # a margin on the left
     reading = wm.decode(grid, KEY)
     assert reading.found and reading.payload == SHA[:8]
+
+
+def test_pixel_cost_makes_the_ground_next_to_strokes_dear():
+    image = np.zeros((28, 28, 1))
+    image[10:14, 10:14] = 200  # a stroke
+    cost = wm.pixel_cost(image, 5.0)
+    assert cost[12, 12] == 1.0  # on the stroke
+    assert cost[9, 12] == cost[12, 15] == cost[8, 8] == 5.0  # ground within NEAR_PX of it
+    assert cost[12, 14 + wm.NEAR_PX] == cost[0, 0] == 1.0  # ground further out
+    assert (wm.pixel_cost(photos(1, 28)[0].astype(float), 5.0) == 1.0).all()  # no black ground: no masking
+    assert (wm.pixel_cost(image, 1.0) == 1.0).all()
+
+
+def test_masking_moves_the_change_off_the_ground_next_to_strokes():
+    images, payload = digits(6), payload_of(28)
+    plain = wm.mark_batch(images[..., None], KEY, payload)[..., 0]
+    masked = wm.mark_batch(images[..., None], KEY, payload, near_ground_cost=3.0)[..., 0]
+    near = np.stack([wm.pixel_cost(image[..., None].astype(float), 3.0) for image in images]) > 1
+
+    def energy(marked: np.ndarray) -> float:
+        return float(((marked.astype(float) - images) ** 2)[near].sum())
+
+    assert energy(masked) < 0.6 * energy(plain)  # about a quarter, measured
+    with pytest.raises(ConfigError, match="near_ground_cost"):
+        wm.embed(images[0], KEY, payload, near_ground_cost=0.0)
+    for marked in masked:
+        reading = wm.decode(marked, KEY)
+        assert reading.found and reading.payload == wm.payload_hex(payload)

@@ -105,49 +105,61 @@ def bits_from(projections: np.ndarray, dither: np.ndarray, delta: float) -> np.n
     return (soft(projections, dither, delta) < 0).astype(np.uint8)
 
 
-def lattice_targets(code: Code, y: np.ndarray, offset: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def lattice_targets(
+    code: Code, y: np.ndarray, offset: np.ndarray, low: np.ndarray, high: np.ndarray, cost: np.ndarray
+) -> np.ndarray:
     """For each bit, the lattice point below or above its projection, whichever is cheaper to reach.
 
     Reaching it costs about distance^2 / room, where room is the share of the bit's pattern that
-    can move that way without leaving 0..255 (on a black background, a pattern can only go up).
+    can move that way without leaving 0..255 (on a black background, a pattern can only go up),
+    each pixel counted by 1 / its cost (see `solve`).
     """
     patterns = pixel_patterns(code, *low.shape)
     below = offset + code.delta * np.floor((y - offset) / code.delta)
     can_up = (patterns > 0) & (high.reshape(-1) > 0) | (patterns < 0) & (low.reshape(-1) < 0)
     can_down = (patterns < 0) & (high.reshape(-1) > 0) | (patterns > 0) & (low.reshape(-1) < 0)
-    room_up = (patterns**2 * can_up).sum(axis=1) + 1e-3
-    room_down = (patterns**2 * can_down).sum(axis=1) + 1e-3
+    reach = patterns**2 / cost.reshape(-1)
+    room_up = (reach * can_up).sum(axis=1) + 1e-3
+    room_down = (reach * can_down).sum(axis=1) + 1e-3
     cost_up = (below + code.delta - y) ** 2 / room_up
     cost_down = (y - below) ** 2 / room_down
     return np.where(cost_up < cost_down, below + code.delta, below)
 
 
 def solve(
-    code: Code, wanted: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], start: np.ndarray | None
+    code: Code,
+    wanted: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    cost: np.ndarray,
+    start: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The smallest change within bounds = (low, high), each (h, w), that moves the projections by `wanted`.
+    """The cheapest change within bounds = (low, high), each (h, w), that moves the projections by `wanted`.
 
-    The least-squares problem with box constraints has its solution of the form clip(P^T w, low, high)
-    (P: the directions as pixel patterns; the KKT conditions); w comes from semi-smooth Newton steps on
-    the free pixels, with backtracking on the dual.
+    Cheapest: the least sum of cost * change^2 (cost (h, w) > 0, perceptual masking: a pixel of cost c
+    moves 1/c as much). This least-squares problem with box constraints has its solution of the form
+    clip(P^T w / cost, low, high) (P: the directions as pixel patterns; the KKT conditions); w comes from
+    semi-smooth Newton steps on the free pixels, with backtracking on the dual.
     """
     low, high = (b.reshape(-1) for b in bounds)
+    inverse_cost = 1 / cost.reshape(-1)
     patterns = pixel_patterns(code, *bounds[0].shape)  # (N, h * w)
 
     def dual(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """The dual objective (concave in w), its gradient (the residual) and the primal change."""
         u = w @ patterns
-        change = np.clip(u, low, high)
-        return float(w @ wanted + 0.5 * change @ change - u @ change), wanted - patterns @ change, change
+        change = np.clip(u * inverse_cost, low, high)
+        value = w @ wanted + 0.5 * (change * change) @ cost.reshape(-1) - u @ change
+        return float(value), wanted - patterns @ change, change
 
     weights = np.zeros_like(wanted) if start is None else start.copy()
     value, residual, change = dual(weights)
     for _ in range(30):
         if np.abs(residual).max() < 0.01 * code.delta:
             break
-        u = weights @ patterns
-        free = patterns[:, (u > low) & (u < high)]
-        step = np.linalg.solve(free @ free.T + 1e-2 * np.eye(len(wanted)), residual)
+        u = (weights @ patterns) * inverse_cost
+        is_free = (u > low) & (u < high)
+        free = patterns[:, is_free]
+        step = np.linalg.solve((free * inverse_cost[is_free]) @ free.T + 1e-2 * np.eye(len(wanted)), residual)
         for _ in range(12):  # backtracking: Newton's step on the free pixels, halved until the dual rises
             trial = dual(weights + step)
             if trial[0] >= value + 1e-4 * float(step @ residual):
@@ -169,11 +181,13 @@ def pixel_patterns(code: Code, height: int, width: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def tail_table(n: int) -> np.ndarray:
-    """An upper bound on P(sum of n iid cos(U) >= j / BINS), U uniform on [0, 2 pi), for j = -n BINS .. n BINS.
+def tail_table(n: int, n_heavy: int = 0, weight: int = 1) -> np.ndarray:
+    """An upper bound on P(S >= j / BINS - m), S = the sum of n iid cos(U) plus `weight` times the sum of
+    n_heavy more, U uniform on [0, 2 pi), m = n + weight n_heavy, for j = 0 .. 2 m BINS.
 
     cos(U) is replaced by a variable that is never smaller (the largest cosine on each of 4096 arcs,
-    rounded up to the grid 1/BINS), so its sum dominates the real one and the tail is conservative.
+    rounded up to the grid 1/BINS), so the sum (with positive weights) dominates the real one and the
+    tail is conservative.
     """
     arcs = 4096
     edges = 2 * np.pi * np.arange(arcs + 1) / arcs
@@ -181,14 +195,18 @@ def tail_table(n: int) -> np.ndarray:
     upper[0] = upper[-1] = 1.0  # the arcs that hold the cosine's maximum
     steps = np.ceil(upper * BINS - 1e-9).astype(int) + BINS  # 0 .. 2 BINS
     pmf = np.bincount(steps, minlength=2 * BINS + 1) / arcs
-    size = 1 << int(np.ceil(np.log2(2 * BINS * n + 1)))
-    total = np.fft.irfft(np.fft.rfft(pmf, size) ** n, size)[: 2 * BINS * n + 1]
+    heavy = np.zeros(2 * weight * BINS + 1)
+    heavy[::weight] = pmf  # weight cos(U), on the same grid
+    length = 2 * BINS * (n + weight * n_heavy) + 1
+    size = 1 << int(np.ceil(np.log2(length)))
+    total = np.fft.irfft(np.fft.rfft(pmf, size) ** n * np.fft.rfft(heavy, size) ** n_heavy, size)[:length]
     total = np.clip(total, 0, None)
-    return np.minimum(1.0, np.cumsum(total[::-1])[::-1])  # index j: P(sum >= (j - n BINS) / BINS)
+    return np.minimum(1.0, np.cumsum(total[::-1])[::-1])
 
 
-def cos_tail(statistic: np.ndarray, n: int) -> np.ndarray:
-    """P(sum of n iid cos(U) >= statistic) under "not marked with this key" (a conservative bound), elementwise."""
-    table = tail_table(n)
-    j = np.floor(np.asarray(statistic) * BINS).astype(int) + n * BINS
+def cos_tail(statistic: np.ndarray, n: int, n_heavy: int = 0, weight: int = 1) -> np.ndarray:
+    """P(sum of n iid cos(U) + weight * sum of n_heavy more >= statistic) under "not marked with this key"
+    (a conservative bound), elementwise."""
+    table = tail_table(n, n_heavy, weight)
+    j = np.floor(np.asarray(statistic) * BINS).astype(int) + (n + weight * n_heavy) * BINS
     return np.where(j >= len(table), 0.0, table[np.clip(j, 0, len(table) - 1)])
