@@ -42,6 +42,16 @@ SCREENS = {
     "mbstd": "--minibatch-std",
     "hinge": "--loss hinge",
     "sn": "--spectral-norm",
+    # longer, with FID every 500 steps: does no augmentation keep its lead past 5 minutes?
+    "none-long": "--augment none --eval-every 500",
+    "ada-long": "--augment ada --eval-every 500",
+    # second round, on ADA
+    "ada-r1-10": "--augment ada --r1 10",
+    "ada-r1-0.1": "--augment ada --r1 0.1",
+    "ada-d64": "--augment ada --d-width 64",
+    "ada-betas0": "--augment ada --betas 0 0.99",
+    "ada-mbstd": "--augment ada --minibatch-std",
+    "ada-uncond": "--augment ada --num-classes 0",
 }
 
 

@@ -25,7 +25,7 @@ def _conditional_G(counts=None):
     return G
 
 
-def test_eval_labels_follow_the_recorded_class_mix_within_one_and_are_interleaved():
+def test_eval_labels_follow_the_recorded_class_mix_within_one_and_are_spread_out():
     counts = [149, 1931, 137, 120, 196, 77, 235, 201, 242]  # the emoji training split's groups
     G = _conditional_G(counts)
     for n in (1, 9, 100, 2_000, 10_000):
@@ -52,11 +52,13 @@ def test_training_records_the_class_mix_and_eval_draws_by_it(tmp_path):
     data = tiny_data(n=120, classes=3)
     data = dataclasses.replace(data, labels=torch.tensor([0] * 80 + [1] * 30 + [2] * 10))
     cfg = tiny_cfg(tmp_path / "run", steps=2, model=ModelConfig(arch="mlp", image_size=8, channels=1, z_dim=8,
-                   width=16, num_classes=3), check_every=0, sample_every=0)  # fmt: skip
-    train(cfg, dataset=data)
+                   width=16, num_classes=3), check_every=0, sample_every=0, eval_every=2)  # fmt: skip
+    seen = []  # evaluations during training draw the classes as the finished run's eval does
+    train(cfg, dataset=data, evaluator=lambda G: seen.append(Counter(data_labels(G, 12).tolist())) or {})
     G = load_generator(tmp_path / "run")
     assert G.provenance["class_counts"] == [80, 30, 10]
     assert Counter(data_labels(G, 120).tolist()) == {0: 80, 1: 30, 2: 10}
+    assert seen == [{0: 8, 1: 3, 2: 1}]
 
 
 def test_the_reference_split_can_be_the_training_split():

@@ -305,7 +305,11 @@ class TrainingLoop:
     # -- outputs -----------------------------------------------------------------------------------
 
     def sampler(self) -> Generator:
-        return self.state.G_ema if self.state.G_ema is not None else self.state.G
+        G = self.state.G_ema if self.state.G_ema is not None else self.state.G
+        # What a loaded generator file carries: evaluations during training draw a conditional G's classes in the
+        # data's mix (provenance's class_counts), as `ganforge eval` of the finished run does.
+        G.provenance = dict(getattr(self, "provenance", {}))
+        return G
 
     def save_grid(self, path: Path, *, final: bool = False) -> torch.Tensor | None:
         """The 5x5 grid of the fixed noise (a scatter plot of 2,500 points for 2-D data), with provenance chunks.

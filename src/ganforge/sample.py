@@ -65,23 +65,23 @@ def class_labels(G: Generator, n: int, labels: int | list[int] | Tensor | None) 
     return out
 
 
-GOLDEN = 0.6180339887498949  # (sqrt 5 - 1) / 2: i * GOLDEN mod 1 spreads any run of consecutive i over [0, 1)
-
-
 def data_labels(G: Generator, n: int) -> Tensor | None:
     """Labels for n samples of a conditional G in its training data's class mix, as evaluation draws them.
 
-    The mix is provenance's `class_counts` (recorded by training); each class gets its share of the n samples to
-    within one, interleaved so that every stretch of samples is mixed too (label i is where i * GOLDEN mod 1 falls in
-    the classes' cumulative shares). A G without recorded counts cycles through the classes, as `class_labels` does.
+    The mix is provenance's `class_counts` (recorded by training). Each class gets its share of the n samples to
+    within one (largest remainders), spread evenly through the n (the j-th of a class's m samples sits at about
+    (j + 1/2) / m of the way), so every stretch of samples is mixed too. A G without recorded counts cycles through
+    the classes, as `class_labels` does.
     """
     num_classes = G.cfg.num_classes
     counts = (getattr(G, "provenance", None) or {}).get("class_counts")
     if num_classes == 0 or not counts or len(counts) != num_classes or min(counts) < 0 or sum(counts) <= 0:
         return class_labels(G, n, None)
-    cdf = np.cumsum(np.asarray(counts, dtype=np.float64)) / float(sum(counts))
-    where = (np.arange(n, dtype=np.float64) * GOLDEN) % 1.0
-    labels = np.minimum(np.searchsorted(cdf, where, side="right"), num_classes - 1)
+    shares = np.asarray(counts, dtype=np.float64) / float(sum(counts)) * n
+    quota = np.floor(shares).astype(np.int64)
+    quota[np.argsort(-(shares - quota), kind="stable")[: n - int(quota.sum())]] += 1
+    where = np.concatenate([(np.arange(m) + 0.5) / m for m in quota if m])
+    labels = np.repeat(np.arange(num_classes), quota)[np.argsort(where, kind="stable")]
     return torch.from_numpy(labels.astype(np.int64))
 
 
