@@ -69,8 +69,8 @@ def run_screen(name: str, flags: str, wall_s: float, root: Path, seed: int) -> d
         proc.send_signal(signal.SIGINT)  # the loop stops after this step and saves
         proc.wait()
     wall = time.perf_counter() - t0
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    steps = max((int(x["step"]) for x in lines if "step" in x), default=0)
+    saved = sorted((out / "checkpoints").glob("step_*.pt"))  # the stop saves one: the steps reached
+    steps = int(saved[-1].stem.removeprefix("step_")) if saved else 0
     t1 = time.perf_counter()
     subprocess.run(["ganforge", "eval", str(out), "--n", "2000"], check=True)
     result = json.loads((out / "eval.json").read_text())
