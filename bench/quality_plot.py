@@ -7,7 +7,8 @@
 Each run's metrics.jsonl 'fid' lines give FID against its step. Minutes are steps / RATE, the preset's
 steps per second measured alone on the machine at hand (`--rate PRESET=STEPS_PER_S`), so runs that shared
 the cores still plot on an honest clock. Horizontal lines: the calibration ladder's floor and noise rungs
-(docs/metrics.md, same protocol).
+(docs/metrics.md, same protocol; `--ladder emoji`: docs/colour.md's, for emoji runs, whose training-time FID is
+on 2,000 samples, so their curves sit a little above a 10,000-sample figure).
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ RUNGS = (
     (1.47, "test digits + N(0, 0.1) pixel noise"),
     (10.39, "test digits + N(0, 0.2) pixel noise"),
 )
+# docs/colour.md, emoji ladder: FID of the 3,288 training-split emoji (damaged) against the 367 test emoji, `emoji`
+EMOJI_RUNGS = (
+    (4.46, "floor: the 3,288 training-split emoji"),
+    (14.87, "training emoji + N(0, 0.1) pixel noise"),
+    (29.7, "issue 26 target: 2x the N(0, 0.1) rung"),
+    (66.90, "training emoji + N(0, 0.2) pixel noise"),
+)
+LADDERS = {
+    "mnist": (RUNGS, "FID (10,000 samples vs 10,000 test digits)"),
+    "emoji": (EMOJI_RUNGS, "FID, emoji features (2,000 samples vs the 367 test emoji)"),
+}
 
 
 def read_curve(run_dir: Path) -> tuple[str, list[tuple[int, float]]]:
@@ -56,6 +68,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("docs/img/quality-vs-time.png"))
     parser.add_argument("--title", default="MNIST (5,000 training digits), 2-core CPU")
+    parser.add_argument("--ladder", choices=sorted(LADDERS), default="mnist", help="whose calibration rungs to draw")
     args = parser.parse_args()
     rates = {k: float(v) for k, v in (item.split("=", 1) for item in args.rate)}
 
@@ -82,13 +95,14 @@ def main() -> None:
                     label=f"{preset} ({len(runs)} seed{'s' if len(runs) > 1 else ''})" if i == 0 else None)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlim(left=0)
-    for fid, label in RUNGS:
+    rungs, ylabel = LADDERS[args.ladder]
+    for fid, label in rungs:
         ax.axhline(fid, color="grey", linestyle="--", linewidth=0.8)
         ax.text(0.01, fid * 1.04, label, transform=ax.get_yaxis_transform(), va="bottom", ha="left", fontsize=7,
                 color="dimgrey")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel("training minutes (steps / steps per second measured alone)")
-    ax.set_ylabel("FID (10,000 samples vs 10,000 test digits)")
+    ax.set_ylabel(ylabel)
     ax.set_title(args.title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")

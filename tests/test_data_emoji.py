@@ -168,3 +168,34 @@ def test_missing_emoji_list_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(emoji, "EMOJI_TEST_PATH", tmp_path / "emoji-test.txt")
     with pytest.raises(DataError, match=r"emoji-test\.txt.*apt-get install"):
         load_dataset("emoji", split="test")
+
+
+@needs_font
+def test_the_emoji_64_preset_trains_on_the_emoji_and_eval_scores_it_against_either_split(rendered, tmp_path, capsys):
+    """Issue 26 part 3: a short run of the preset, reduced (width 8, batch 8, 2 steps), on the real training split."""
+    import dataclasses
+    import json
+
+    from ganforge.checkpoint import load_generator
+    from ganforge.presets import PRESETS
+    from ganforge.train import train
+
+    preset = PRESETS["emoji-64"]
+    cfg = dataclasses.replace(
+        preset, model=dataclasses.replace(preset.model, width=8), steps=2, batch_size=8, log_every=1,
+        checkpoint_every=2, sample_every=0, check_every=0, device="cpu", out_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    assert train(cfg).step == 2
+    G = load_generator(tmp_path / "run")
+    train_groups = Counter(load_dataset("emoji").labels.tolist())
+    assert G.provenance["class_counts"] == [train_groups[k] for k in range(9)]  # 1,931 People & Body ...
+    results = {}
+    for split in ("test", "train"):
+        out = tmp_path / f"{split}.json"
+        args = ["eval", str(tmp_path / "run"), "--n", "40", "--reference-split", split, "--json", str(out)]
+        assert main(args) == 0
+        results[split] = json.loads(out.read_text())
+    assert results["test"]["reference"]["split"] == "test" and results["test"]["reference"]["count"] == 367
+    assert results["train"]["reference"]["split"] == "train" and results["train"]["reference"]["count"] == 3288
+    assert results["train"]["extractor"]["name"] == "emoji" and results["train"]["fid"] != results["test"]["fid"]
+    assert "vs emoji-64 train (3,288)" in capsys.readouterr().out

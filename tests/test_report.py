@@ -52,6 +52,24 @@ def test_report_holds_plots_grids_warnings_eval_and_config_inline(tmp_path):
     assert "step 1,000" in page and "eval.json" in page and "12.5" in page and "model.arch" in page
 
 
+def test_the_memorisation_check_and_its_closest_pairs_show_when_the_run_has_them(tmp_path):
+    from ganforge.metrics.memorisation import memorisation
+    from ganforge.report import MEMORISATION_FILE, MEMORISATION_PAIRS
+
+    run = _make_run(tmp_path)
+    before = write_report([run], tmp_path / "before.html").read_text()
+    assert "Memorisation check" not in before
+    rng = np.random.default_rng(1)
+    train, test = rng.standard_normal((50, 4)), rng.standard_normal((20, 4))
+    summary = memorisation(train[:30] + 1e-3, train, test).summary(2)  # near-copies: the check fails
+    (run / MEMORISATION_FILE).write_text(json.dumps(summary))
+    (run / MEMORISATION_PAIRS).write_bytes(png_bytes(np.zeros((20, 36, 3), np.uint8)))
+    page = write_report([run], tmp_path / "after.html").read_text()
+    assert "Memorisation check" in page and "the check FAILS" in page and "30 samples" in page
+    assert f"{summary['closest'][0]['distance']:.3f}" in page
+    assert page.count("data:image/png;base64,") == before.count("data:image/png;base64,") + 1  # the pairs
+
+
 def test_truncated_last_line_and_empty_runs_give_a_report_of_what_is_there(tmp_path):
     run = _make_run(tmp_path)
     with open(run / "metrics.jsonl", "a") as f:

@@ -222,6 +222,10 @@ class TrainingLoop:
         }
         if cfg.model.is_conditional and len(self.dataset.class_names) == cfg.model.num_classes:
             self.provenance["class_names"] = list(self.dataset.class_names)  # sample --per-class labels its rows
+        if cfg.model.is_conditional and self.dataset.labels is not None:
+            # The training data's class mix, so that eval draws a conditional G's classes as the data has them.
+            counts = torch.bincount(self.dataset.labels.long().reshape(-1), minlength=cfg.model.num_classes)
+            self.provenance["class_counts"] = [int(c) for c in counts[: cfg.model.num_classes]]
         self.warnings_seen: list[str] = []
         self.final_check: dict[str, Any] = {}
         self.eval_notes = Once()  # each evaluation repeats the same data notes: show them once a run
@@ -251,7 +255,11 @@ class TrainingLoop:
     # -- outputs -----------------------------------------------------------------------------------
 
     def sampler(self) -> Generator:
-        return self.state.G_ema if self.state.G_ema is not None else self.state.G
+        G = self.state.G_ema if self.state.G_ema is not None else self.state.G
+        # What a loaded generator file carries: evaluations during training draw a conditional G's classes in the
+        # data's mix (provenance's class_counts), as `ganforge eval` of the finished run does.
+        G.provenance = dict(getattr(self, "provenance", {}))
+        return G
 
     def save_grid(self, path: Path, *, final: bool = False) -> torch.Tensor | None:
         """The 5x5 grid of the fixed noise (a scatter plot of 2,500 points for 2-D data), with provenance chunks.

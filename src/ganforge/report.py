@@ -21,6 +21,8 @@ from ganforge.rundir import read_segments
 from ganforge.version import __version__
 
 REPORT_FILE = "report.html"
+MEMORISATION_FILE = "memorisation.json"  # bench/emoji_memorisation.py's summary, when it has been run on the run
+MEMORISATION_PAIRS = "memorisation.png"  # ... and its closest pairs: samples on top, nearest training images below
 MAX_GRIDS = 12  # sample grids shown a run, evenly spaced over the run, so the page stays small
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 # Panels: title -> the metrics.jsonl keys drawn in it (one line a key and run).
@@ -48,6 +50,7 @@ class Run:
     grids: list[tuple[int, Path]] = field(default_factory=list)
     final_grid: Path | None = None
     eval_result: dict[str, Any] | None = None
+    memorisation: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -118,6 +121,8 @@ def read_run(path: str | Path) -> Run:
     run.final_grid = path / "samples.png" if (path / "samples.png").is_file() else None
     if (path / "eval.json").is_file():
         run.eval_result = _read_json(path / "eval.json", run)
+    if (path / MEMORISATION_FILE).is_file():
+        run.memorisation = _read_json(path / MEMORISATION_FILE, run)
     return run
 
 
@@ -252,6 +257,27 @@ def _eval_rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def _memorisation(run: Run) -> str:
+    """The memorisation check: medians, verdict, and the closest pairs' image when it is there."""
+    m = run.memorisation or {}
+    try:
+        verdict = "passes" if m["passes"] else "FAILS"
+        text = (
+            f"Nearest training image in extractor features: median distance {float(m['sample_median']):.3f} for "
+            f"{int(m['n_samples']):,} samples against {float(m['test_median']):.3f} for the {int(m['n_test']):,} "
+            f"held-out images (ratio {float(m['ratio']):.2f}): the check {verdict} (samples must sit further away)."
+        )
+    except (KeyError, TypeError, ValueError):
+        return f"<p>{html.escape(MEMORISATION_FILE)} could not be read.</p>"
+    pairs = _file_b64(run.path / MEMORISATION_PAIRS)
+    distances = ", ".join(f"{float(c['distance']):.3f}" for c in m.get("closest") or [] if isinstance(c, dict))
+    figure = ""
+    if pairs is not None:
+        caption = f"closest pairs: samples (top), nearest training images (bottom); distances {distances}"
+        figure = f"<figure>{_img(pairs, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+    return f"<p>{html.escape(text)}</p>{figure}"
+
+
 TEMPLATE = Path(__file__).parent / "templates" / "report.html"  # the page around the body: <head>, CSS ($title, $body)
 
 
@@ -282,6 +308,8 @@ def render(runs: list[Run]) -> str:
         parts.append("</table>")
     for run in runs:
         parts.append(f"<h2>{html.escape(run.name)}: samples over time</h2>{_grids(run)}")
+        if run.memorisation is not None:
+            parts.append(f"<h3>Memorisation check</h3>{_memorisation(run)}")
         parts.append('<div class="columns">')
         if run.eval_result:
             parts.append(f"<div><h3>Evaluation (eval.json)</h3>{_table(_eval_rows(run.eval_result))}</div>")

@@ -7,6 +7,7 @@ for any n, on any device: a seed names the same images everywhere.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,34 @@ def class_labels(G: Generator, n: int, labels: int | list[int] | Tensor | None) 
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
         raise ConfigError(f"class must be in 0..{num_classes - 1} (this generator has {num_classes}); got {shown}")
     return out
+
+
+def labels_in_mix(counts: Sequence[int] | np.ndarray, n: int) -> Tensor:
+    """n class labels (n,) int64 in the proportions of `counts` (one per class, not all 0).
+
+    Each class gets its share of the n to within one (largest remainders), spread evenly through the n (the j-th
+    of a class's m labels sits at about (j + 1/2) / m of the way), so every stretch of labels is mixed too.
+    """
+    weights = np.asarray(counts, dtype=np.float64)
+    shares = weights / weights.sum() * n
+    quota = np.floor(shares).astype(np.int64)
+    quota[np.argsort(-(shares - quota), kind="stable")[: n - int(quota.sum())]] += 1
+    where = np.concatenate([(np.arange(m) + 0.5) / m for m in quota if m] or [np.zeros(0)])
+    labels = np.repeat(np.arange(len(quota)), quota)[np.argsort(where, kind="stable")]
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def data_labels(G: Generator, n: int) -> Tensor | None:
+    """Labels for n samples of a conditional G in its training data's class mix, as evaluation draws them.
+
+    The mix is provenance's `class_counts` (recorded by training), drawn by `labels_in_mix`. A G without recorded
+    counts cycles through the classes, as `class_labels` does.
+    """
+    num_classes = G.cfg.num_classes
+    counts = (getattr(G, "provenance", None) or {}).get("class_counts")
+    if num_classes == 0 or not counts or len(counts) != num_classes or min(counts) < 0 or sum(counts) <= 0:
+        return class_labels(G, n, None)
+    return labels_in_mix(counts, n)
 
 
 def class_text(G: Generator, labels: int | list[int] | Tensor | None) -> str | None:

@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data-dir", metavar="DIR", help="where the data set's files are")
     parser.add_argument(
+        "--reference-split",
+        choices=("test", "train"),
+        default="test",
+        help="score against the data's test split (default: images never trained on) or its training split",
+    )
+    parser.add_argument(
         "--extractor", metavar="NAME", help=f"feature extractor: {', '.join(EXTRACTOR_NAMES)} (default: by data)"
     )
     parser.add_argument(
@@ -109,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     # 2. The evaluation, with progress bars on a terminal.
     device = resolve_device(args.device)
     common = dict(
-        data_dir=args.data_dir, n=args.n, extractor=args.extractor, seed=args.seed, batch_size=args.batch_size,
+        data_dir=args.data_dir, reference_split=args.reference_split, n=args.n, extractor=args.extractor,
+        seed=args.seed, batch_size=args.batch_size,
         inception_weights=args.inception_weights, device=device, on_progress=progress_bars(),
     )  # fmt: skip
     if args.run is not None:

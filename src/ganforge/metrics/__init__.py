@@ -33,7 +33,7 @@ from ganforge.metrics.inception_score import SHUFFLE_SEED, inception_score
 from ganforge.metrics.reference import REFERENCE_COUNT, load_reference
 from ganforge.metrics.report import format_table, score_labels
 from ganforge.models import Generator
-from ganforge.sample import GENERATE_CHUNK, class_labels, generate, latents
+from ganforge.sample import GENERATE_CHUNK, data_labels, generate, latents
 from ganforge.version import __version__
 
 log = logging.getLogger(__name__)
@@ -234,8 +234,9 @@ def _minimum_samples(names: Sequence[str], kid_subset_size: int) -> int:
 def _sample_in_batches(
     G: Generator, n: int, seed: int, batch_size: int, on_batch: Callable[[int, int], None] | None
 ) -> Tensor:
-    """What `sample(G, n, seed=seed)` returns, bit for bit (G runs in fixed chunks), drawn batch by batch."""
-    z, labels = latents(n, G.cfg.z_dim, seed=seed), class_labels(G, n, None)
+    """What `sample(G, n, seed=seed, labels=data_labels(G, n))` returns, bit for bit (G runs in fixed chunks), drawn
+    batch by batch: a conditional G draws its classes in its training data's mix where its file records it."""
+    z, labels = latents(n, G.cfg.z_dim, seed=seed), data_labels(G, n)
     block = -(-batch_size // GENERATE_CHUNK) * GENERATE_CHUNK  # whole chunks: the same chunks as one call
     out = []
     for start in range(0, n, block):
@@ -295,6 +296,7 @@ def evaluate(
     kid_subsets: int = kid.NUM_SUBSETS,
     kid_subset_size: int = kid.SUBSET_SIZE,
     reference_count: int = REFERENCE_COUNT,
+    reference_split: str = "test",
     inception_weights: str | Path | None = None,
     is_splits: int = 10,
     device: str | torch.device = "cpu",
@@ -306,7 +308,8 @@ def evaluate(
     (its provenance), else mnist. n: default 10,000 (stacked-mnist: 26,000). extractor: default by data;
     "inception" (implied by inception_weights) scores FID, KID, IS and the k-NN metrics on the FID Inception
     network with that weights file (else $GANFORGE_INCEPTION_WEIGHTS), as torch-fidelity does; is_splits: the
-    Inception Score's splits. Returns the eval.json dict
+    Inception Score's splits. reference_split: "test" (the protocol: images never trained on) or "train" (the
+    training split, where the data has one). Returns the eval.json dict
     (see DESIGN.md); metrics that were not asked for are None. on_progress(stage, done, total): called as
     the long stages go (sampling, features, the first reference build), for the caller's progress bar.
 
@@ -389,7 +392,9 @@ def evaluate(
         image_size, channels = int(fake_images.shape[-1]), int(fake_images.shape[1])
     if image_size is None and net is not None and data.startswith("folder:"):  # any-size extractor: the samples' size
         image_size = int(fake_images.shape[-1])
-    ref = load_reference(data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels)
+    ref = load_reference(
+        data, data_dir=data_dir, count=reference_count, image_size=image_size, channels=channels, split=reference_split
+    )
     if n_fake < minimum:
         raise ConfigError(f"these metrics need at least {minimum} samples (k-NN k+1); got {n_fake}")
     if ref.count < minimum:
@@ -438,7 +443,7 @@ def evaluate(
     )
 
     # 4. The metrics.
-    drawn_for = None if generator is None or is_stacked else class_labels(generator, n_fake, None)
+    drawn_for = None if generator is None or is_stacked else data_labels(generator, n_fake)
     ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info, channel_probs=channel_probs,
                   labels=None if drawn_for is None else drawn_for.numpy(), is_splits=is_splits,
                   extractor=str(extractor_info["name"]))  # fmt: skip

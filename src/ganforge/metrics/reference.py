@@ -11,11 +11,12 @@ import torch
 from torch import Tensor
 
 from ganforge.data import Dataset, check_data_dir, conform, is_packed, load_dataset, to_float
-from ganforge.errors import DataError
+from ganforge.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 REFERENCE_COUNT = 10_000
+SPLITS = ("test", "train")  # the reference split: the held-out one (the protocol), or the training images
 SUBSET_SEED = 0  # the reference subset never depends on the evaluation seed
 
 
@@ -77,6 +78,7 @@ def load_reference(
     count: int = REFERENCE_COUNT,
     image_size: int | None = None,
     channels: int | None = None,
+    split: str = "test",
 ) -> Reference:
     """The reference set for a data spec, at most `count` images.
 
@@ -87,11 +89,22 @@ def load_reference(
     idx:DIR and folder:DIR have no split, so a seeded subset
     of the whole set is used (a generator trained on it has seen those images: keep a folder of
     held-out images and pass it as the data spec for a true held-out reference).
+    split "train" scores against the training split instead (the images the generator learnt from), for the data
+    sets that have one; the default "test" is the protocol.
     """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown reference split {split!r}; use one of {', '.join(SPLITS)}")
     if data_dir is not None:
         check_data_dir(data_dir)  # before the mnist fallback below can swallow a mistyped folder
     kind = data.partition(":")[0]
-    if data in ("mnist", "mnist-sample"):
+    if split == "train":
+        if kind not in ("mnist", "mnist-sample", "stacked-mnist", "fashion-mnist", "toy", "emoji"):
+            raise ConfigError(
+                f"{data!r} has no training split to score against (only mnist, stacked-mnist, fashion-mnist, toy:* "
+                "and emoji have splits); drop the train reference split"
+            )
+        ds = load_dataset(data, split="train", data_dir=data_dir, image_size=image_size, channels=channels)
+    elif data in ("mnist", "mnist-sample"):
         ds = _mnist_test(data_dir)
     elif data == "stacked-mnist":
         ds = _stacked_test(data_dir)
