@@ -18,7 +18,7 @@ from ganforge.metrics.extractors import COLOUR_INPUT, Extractor, load_extractor
 from ganforge.metrics.features import extract
 from ganforge.metrics.fid import feature_stats, frechet_from_stats
 from ganforge.models import Generator
-from ganforge.sample import generate, latents
+from ganforge.sample import generate, labels_in_mix, latents
 
 PROBE_SAMPLES = 1_000
 FID_SAMPLES = 2_000
@@ -65,7 +65,7 @@ class QualityProbe:
 
     kind: str  # "classes" (a shipped extractor reads the data), "toy" or "pixels"
     z: Tensor  # (PROBE_SAMPLES, z_dim) fixed latents
-    labels: Tensor | None  # classes cycled for a conditional G
+    labels: Tensor | None  # a conditional G's classes, in the training data's mix
     real_diversity: float  # mean pairwise distance of real data (features, or pooled pixels)
     dataset: Dataset
     extractor: Extractor | None = None
@@ -93,7 +93,13 @@ class QualityProbe:
         """
         device = torch.device(device)
         z = latents(n, model.z_dim, seed=seed)
-        labels = torch.arange(n) % model.num_classes if model.is_conditional else None
+        labels = None
+        if model.is_conditional:  # in the training data's class mix, which the reference histogram below has
+            counts = np.ones(model.num_classes)
+            if dataset.labels is not None and len(dataset.labels):
+                found = torch.bincount(dataset.labels.long().reshape(-1), minlength=model.num_classes)
+                counts = found[: model.num_classes].numpy() if found[: model.num_classes].sum() > 0 else counts
+            labels = labels_in_mix(counts, n)
         # The real images behind the reference figures do not depend on the run's seed, so the cache of those
         # figures serves every run on this data (a new seed's first start used to pay the extractor for them).
         pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(REFERENCE_SEED))[:n]
@@ -193,7 +199,7 @@ class QualityProbe:
         reused = np.zeros((0, self.extractor.feature_dim), np.float32) if reuse is None else reuse[:FID_SAMPLES]
         n = FID_SAMPLES - len(reused)
         z = latents(n, self.z.size(1), seed=self.seed + 1)  # not the probe's noise: a fresh draw
-        labels = None if self.labels is None else torch.arange(n) % int(self.labels.max() + 1)
+        labels = None if self.labels is None else labels_in_mix(torch.bincount(self.labels).numpy(), n)  # same mix
         fake = self._samples(G, z, labels)
         if not torch.isfinite(fake).all():
             return math.nan
