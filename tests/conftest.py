@@ -37,6 +37,12 @@ def _offline_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return home
 
 
+@pytest.fixture(scope="session")
+def emoji_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One GANFORGE_HOME for every emoji test module: the set is rendered once a session, then read from its cache."""
+    return tmp_path_factory.mktemp("emoji_home")
+
+
 @pytest.fixture
 def shared_mnist() -> Path:
     """The folder of real MNIST test digits; skips the test when it is absent."""

@@ -23,21 +23,16 @@ GROUPS = (
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def module_home(tmp_path_factory):
-    return tmp_path_factory.mktemp("emoji_home")
-
-
 @pytest.fixture(autouse=True)
-def _shared_home(module_home, monkeypatch):
-    """One GANFORGE_HOME for the module, so the set is rendered once (64 px) and read from the cache after."""
-    monkeypatch.setenv("GANFORGE_HOME", str(module_home))
+def _shared_home(emoji_home, monkeypatch):
+    """The session's emoji GANFORGE_HOME (conftest): the set is rendered once (64 px), then read from the cache."""
+    monkeypatch.setenv("GANFORGE_HOME", str(emoji_home))
 
 
 @pytest.fixture(scope="module")
-def rendered(module_home):
+def rendered(emoji_home):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GANFORGE_HOME", str(module_home))
+        mp.setenv("GANFORGE_HOME", str(emoji_home))
         return emoji.load_set(64)
 
 

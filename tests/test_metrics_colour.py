@@ -25,15 +25,10 @@ needs_font = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def module_home(tmp_path_factory):
-    return tmp_path_factory.mktemp("colour_home")
-
-
 @pytest.fixture(autouse=True)
-def _shared_home(module_home, monkeypatch):
-    """One GANFORGE_HOME for the module: the emoji are rendered once and the reference features built once."""
-    monkeypatch.setenv("GANFORGE_HOME", str(module_home))
+def _shared_home(emoji_home, monkeypatch):
+    """The session's emoji GANFORGE_HOME (conftest): the emoji rendered once, the reference features built once."""
+    monkeypatch.setenv("GANFORGE_HOME", str(emoji_home))
 
 
 @pytest.fixture(scope="module")
