@@ -49,3 +49,32 @@ def shared_mnist() -> Path:
     if SHARED_MNIST is None:
         pytest.skip(SHARED_MNIST_MISSING)
     return SHARED_MNIST
+
+
+def save_tiny_generator(folder: Path, num_classes: int = 0, **model: object) -> Path:
+    """A tiny untrained MLP generator file (8x8 grey unless `model` says otherwise) in folder; returns its path."""
+    import torch
+
+    from ganforge.checkpoint import save_generator
+    from ganforge.config import ModelConfig
+    from ganforge.models import build_generator
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{"arch": "mlp", "image_size": 8, "channels": 1, "z_dim": 6, "width": 16, **model},
+                      num_classes=num_classes)  # fmt: skip
+    path = folder / "generator.safetensors"
+    data = "toy:ring8" if cfg.shape == (2, 1, 1) else "mnist"
+    save_generator(path, build_generator(cfg), cfg, {"preset": "test", "step": 3, "data": data, "seed": 0})
+    return path
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Path:
+    """A tiny unconditional generator file (the sample and project tests)."""
+    return save_tiny_generator(tmp_path / "plain")
+
+
+@pytest.fixture
+def conditional(tmp_path: Path) -> Path:
+    """A tiny generator file conditional on 3 classes."""
+    return save_tiny_generator(tmp_path / "cond", num_classes=3)

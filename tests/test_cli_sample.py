@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import save_tiny_generator
 from PIL import Image
 
 from ganforge.checkpoint import load_generator, save_generator
@@ -11,26 +12,6 @@ from ganforge.config import ModelConfig
 from ganforge.images import make_grid, png_text
 from ganforge.models import build_generator
 from ganforge.sample import sample, sample_per_class, save_samples
-
-
-def _save(folder, num_classes=0, **model):
-    torch.manual_seed(0)
-    cfg = ModelConfig(**{"arch": "mlp", "image_size": 8, "channels": 1, "z_dim": 6, "width": 16, **model},
-                      num_classes=num_classes)  # fmt: skip
-    path = folder / "generator.safetensors"
-    data = "toy:ring8" if cfg.shape == (2, 1, 1) else "mnist"
-    save_generator(path, build_generator(cfg), cfg, {"preset": "test", "step": 3, "data": data, "seed": 0})
-    return path
-
-
-@pytest.fixture
-def plain(tmp_path):
-    return _save(tmp_path / "plain")
-
-
-@pytest.fixture
-def conditional(tmp_path):
-    return _save(tmp_path / "cond", num_classes=3)
 
 
 def run(*args):
@@ -152,7 +133,7 @@ def test_cuda_n_is_accepted_as_a_device_name(tmp_path, plain, capsys):
 
 
 def test_a_2d_model_writes_a_scatter_plot_over_the_modes(tmp_path):
-    path = _save(tmp_path / "toy", image_size=1, channels=2, out_activation="none")
+    path = save_tiny_generator(tmp_path / "toy", image_size=1, channels=2, out_activation="none")
     out = tmp_path / "points.png"
     assert run(path, "--seed", "3", "--out", out) == 0
     with Image.open(out) as im:
@@ -231,7 +212,7 @@ def test_per_class_rows_are_labelled_with_the_class_names(tmp_path):
     assert labelled.shape[1] > np.asarray(Image.open(plain_grid)).shape[1] + 10
     margin = labelled[:, : labelled.shape[1] - np.asarray(Image.open(plain_grid)).shape[1]]
     assert (margin > 128).sum() > 20
-    unnamed = _save(tmp_path / "unnamed", num_classes=3)
+    unnamed = save_tiny_generator(tmp_path / "unnamed", num_classes=3)
     assert run(unnamed, "--per-class", "--n", "2", "--out", tmp_path / "grid2.png") == 0
     assert png_text(tmp_path / "grid2.png")["ganforge:rows"] == '["0", "1", "2"]'
 

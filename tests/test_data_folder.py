@@ -13,14 +13,15 @@ from ganforge.data import load_dataset
 from ganforge.errors import DataError
 
 
-def _save(path, mode, size, value=128):
+def _save(path, mode, size, value=128, fmt=None):
+    """One image file of a flat colour in any Pillow mode (16-bit grey and palette too); fmt: Pillow's format name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode == "I;16":
         Image.fromarray(np.full(size[::-1], value * 257, dtype=np.uint16)).save(path)
     elif mode == "P":
         Image.new("RGB", size, (value, 0, 255 - value)).convert("P").save(path)
     else:
-        Image.new(mode, size, value if mode == "L" else (value,) * len(mode)).save(path)
+        Image.new(mode, size, value if mode == "L" else (value,) * len(mode)).save(path, format=fmt)
 
 
 @pytest.fixture

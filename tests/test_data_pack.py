@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_data_folder import _save
 
 from ganforge.batches import Batches
 from ganforge.cli import main
@@ -20,16 +21,6 @@ from ganforge.data.pack import pack
 from ganforge.data.packed import ShardedImages, open_packed
 from ganforge.decoding import open_image
 from ganforge.errors import DataError
-
-
-def _save(path, mode, size, value=128, fmt=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if mode == "I;16":
-        Image.fromarray(np.full(size[::-1], value * 257, dtype=np.uint16)).save(path)
-    elif mode == "P":
-        Image.new("RGB", size, (value, 0, 255 - value)).convert("P").save(path)
-    else:
-        Image.new(mode, size, value if mode == "L" else (value,) * len(mode)).save(path, format=fmt)
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import save_tiny_generator
 from PIL import Image
-from test_cli_sample import _save  # the same tiny generator files as the sample tests
 
 from ganforge.checkpoint import load_generator, save_generator
 from ganforge.cli import main
@@ -15,16 +15,6 @@ from ganforge.errors import ConfigError, DataError
 from ganforge.models import build_generator
 from ganforge.project import project, read_images
 from ganforge.sample import generate, latents
-
-
-@pytest.fixture
-def plain(tmp_path):
-    return _save(tmp_path / "plain")
-
-
-@pytest.fixture
-def conditional(tmp_path):
-    return _save(tmp_path / "cond", num_classes=3)
 
 
 def run(*args):
@@ -92,7 +82,7 @@ def test_conditional_projection_keeps_a_fixed_class_and_refuses_a_bad_one(condit
 
 
 def test_28x28_grey_models_use_the_shipped_extractor(tmp_path):
-    G = load_generator(_save(tmp_path, num_classes=10, image_size=28, z_dim=8))
+    G = load_generator(save_tiny_generator(tmp_path, num_classes=10, image_size=28, z_dim=8))
     targets = generate(G, latents(2, 8, seed=1), torch.tensor([3, 4]))
     result = project(G, targets, steps=8, starts=1)
     assert result.extractor == "mnist"
