@@ -222,10 +222,9 @@ class TrainingLoop:
         }
         if cfg.model.is_conditional and len(self.dataset.class_names) == cfg.model.num_classes:
             self.provenance["class_names"] = list(self.dataset.class_names)  # sample --per-class labels its rows
-        if cfg.model.is_conditional and self.dataset.labels is not None:
-            # The training data's class mix, so that eval draws a conditional G's classes as the data has them.
-            counts = torch.bincount(self.dataset.labels.long().reshape(-1), minlength=cfg.model.num_classes)
-            self.provenance["class_counts"] = [int(c) for c in counts[: cfg.model.num_classes]]
+        counts = self.dataset.class_counts(cfg.model.num_classes) if cfg.model.is_conditional else None
+        if counts is not None:  # the data's class mix: eval draws a conditional G's classes as the data has them
+            self.provenance["class_counts"] = counts
         self.warnings_seen: list[str] = []
         self.final_check: dict[str, Any] = {}
         self.eval_notes = Once()  # each evaluation repeats the same data notes: show them once a run

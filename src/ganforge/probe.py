@@ -95,11 +95,7 @@ class QualityProbe:
         z = latents(n, model.z_dim, seed=seed)
         labels = None
         if model.is_conditional:  # in the training data's class mix, which the reference histogram below has
-            counts = np.ones(model.num_classes)
-            if dataset.labels is not None and len(dataset.labels):
-                found = torch.bincount(dataset.labels.long().reshape(-1), minlength=model.num_classes)
-                counts = found[: model.num_classes].numpy() if found[: model.num_classes].sum() > 0 else counts
-            labels = labels_in_mix(counts, n)
+            labels = labels_in_mix(dataset.class_counts(model.num_classes) or [1] * model.num_classes, n)
         # The real images behind the reference figures do not depend on the run's seed, so the cache of those
         # figures serves every run on this data (a new seed's first start used to pay the extractor for them).
         pick = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(REFERENCE_SEED))[:n]

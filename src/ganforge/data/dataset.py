@@ -49,6 +49,13 @@ class Dataset:
         """Every image as one tensor (a mapped set is read whole: for small sets only)."""
         return self.images.to_tensor() if isinstance(self.images, ShardedImages) else self.images
 
+    def class_counts(self, num_classes: int) -> list[int] | None:
+        """Images of each class 0..num_classes-1 (the training data's class mix); None without labels or any count."""
+        if self.labels is None or not len(self.labels):
+            return None
+        counts = torch.bincount(self.labels.long().reshape(-1), minlength=num_classes)[:num_classes]
+        return [int(c) for c in counts] if int(counts.sum()) > 0 else None
+
     def content_hash(self) -> str:
         """sha256 hex of the shape, dtype and bytes of the images and labels (a packed set's digest); computed once."""
         if self._hash is None and self.digest is not None:
