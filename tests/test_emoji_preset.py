@@ -79,4 +79,14 @@ def test_folders_have_no_training_split_to_score_against(tmp_path):
 def test_emoji_64_is_a_64_px_rgb_preset_of_the_stability_toolkit():
     cfg = PRESETS["emoji-64"]
     assert cfg.data == "emoji" and cfg.model.image_size == 64 and cfg.model.channels == 3
-    assert cfg.model.num_classes == 9 and cfg.augment != "none" and cfg.r1 > 0 and cfg.use_ema
+    assert cfg.model.num_classes == 9 and cfg.class_balance > 0 and cfg.r1 > 0 and cfg.use_ema
+
+
+def test_emoji_64_trains_unconditional_with_num_classes_0_and_its_balance_dropped(capsys):
+    from ganforge.cli import main
+
+    assert main(["train", "--preset", "emoji-64", "--num-classes", "0", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert '"num_classes": 0' in out and '"class_balance": 0.0' in out
+    assert main(["train", "--preset", "emoji-64", "--num-classes", "0", "--class-balance", "0.5", "--dry-run"]) == 2
+    assert "drop --class-balance" in capsys.readouterr().err

@@ -122,6 +122,7 @@ class TrainConfig:
     data_dir: str | None = None
     steps: int = 10_000
     batch_size: int = 128
+    class_balance: float = 0.0  # conditional runs: each class drawn in proportion to count^(1 - b); 1: all equally
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -200,6 +201,15 @@ class TrainConfig:
         if self.augment != "none" and self.model.image_size == 1:
             raise ConfigError(
                 f"--augment {self.augment} works on images; {self.data} is 2-D points: use --augment none"
+            )
+        if not 0 <= self.class_balance <= 1:
+            raise ConfigError(
+                f"class_balance must be in [0, 1] (0: the data's mix, 1: every class equally); got {self.class_balance}"
+            )
+        if self.class_balance and not self.model.is_conditional:
+            raise ConfigError(
+                "class balance draws a conditional model's classes; this model is unconditional: "
+                "set --num-classes or drop --class-balance"
             )
         if not 0 < self.ada_target < 1:
             raise ConfigError(f"ada_target must be in (0, 1); got {self.ada_target}")

@@ -167,7 +167,7 @@ class TrainingLoop:
         self.state = build_state(cfg, self.device, dist)
         # Every rank draws the same global batch order (same seed) and reads only its own disjoint slice.
         self._shard = (dist.rank, dist.world_size)
-        self.batches = Batches(self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device, shard=self._shard)
+        self.batches = self._batches()
         # Quick quality checks and the warnings drawn from them (rank 0 alone judges and writes).
         self.probe = None
         if cfg.check_interval and dist.is_main:
@@ -229,6 +229,13 @@ class TrainingLoop:
         self.final_check: dict[str, Any] = {}
         self.eval_notes = Once()  # each evaluation repeats the same data notes: show them once a run
         self.metrics_file: TextIO | None = None
+
+    def _batches(self) -> Batches:
+        cfg = self.cfg
+        return Batches(
+            self.dataset, cfg.batch_size, seed=cfg.seed, device=self.device, shard=self._shard,
+            class_balance=cfg.class_balance,
+        )  # fmt: skip
 
     def _is_own_checkpoint(self, path: Path) -> bool:
         try:
@@ -340,9 +347,7 @@ class TrainingLoop:
             )
         rollbacks = self.state.rollbacks + 1
         self.state = build_state(self.cfg, self.device, self.dist)
-        self.batches = Batches(
-            self.dataset, self.cfg.batch_size, seed=self.cfg.seed, device=self.device, shard=self._shard
-        )
+        self.batches = self._batches()
         if good is not None:
             path, payload = checkpoint.load_latest_good(self.run_dir)
             restore_state(self.state, payload, self.cfg, self.batches, path)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 # flag -> TrainConfig field, for the run settings a user may override
 _OVERRIDES = (
-    "data", "data_dir", "steps", "batch_size", "seed", "device", "loss", "coarse_weight", "lr_g", "lr_d", "ema_decay",
+    "data", "data_dir", "steps", "batch_size", "class_balance", "seed", "device", "loss", "coarse_weight", "lr_g",
+    "lr_d", "ema_decay",
     "log_every", "checkpoint_every", "sample_every", "eval_every", "check_every",
     "clip", "gp", "r1", "r2", "reg_every", "n_critic", "augment", "ada_target", "label_smoothing",
     "instance_noise", "precision", "compile", "lr_decay", "lr_decay_start",
@@ -93,6 +94,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     o.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="Adam's betas")
     o.add_argument("--n-critic", type=int, default=None, help="D updates per G update")
+    o.add_argument(
+        "--class-balance",
+        type=float,
+        default=None,
+        metavar="B",
+        help="conditional runs: draw each class in proportion to count^(1 - B); 1: all equally often (default 0)",
+    )
     o.add_argument("--ema-decay", type=float, default=None, help="EMA of G (0 = off)")
     o.add_argument("--no-ema-rampup", action="store_true", help="use the EMA decay from step 0 (no ramp-up)")
     o.add_argument(
@@ -167,6 +175,8 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         model = {**_native_shape(args.data, base, model), **model}
     if model:
         changes["model"] = dataclasses.replace(base.model, **model)
+    if model.get("num_classes") == 0 and args.class_balance is None:
+        changes["class_balance"] = 0.0  # a preset's class balance does not carry over to an unconditional model
     return dataclasses.replace(base, out_dir=out, **changes)
 
 
