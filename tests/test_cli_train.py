@@ -178,7 +178,10 @@ def _wait_for_checkpoint(run, proc, timeout_s=60):
     deadline = time.monotonic() + timeout_s
     while checkpoint.latest_checkpoint(run) is None:
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no checkpoint appeared"
+        if time.monotonic() >= deadline:  # a million-step child must not outlive the failed test
+            proc.kill()
+            proc.communicate()
+            raise AssertionError("no checkpoint appeared")
         time.sleep(0.05)
 
 
