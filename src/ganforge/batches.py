@@ -109,7 +109,7 @@ def balanced_order(labels: Tensor, balance: float, rng: torch.Generator) -> Tens
     """
     labels = labels.cpu().long()
     counts = torch.bincount(labels).double()
-    weights = torch.where(counts > 0, counts.clamp(min=1) ** (1 - balance), torch.zeros_like(counts))
+    weights = torch.where(counts > 0, counts ** (1 - balance), 0.0)  # an empty class is never drawn
     quotas = torch.round(len(labels) * weights / weights.sum()).long()
     parts = []
     for c in torch.nonzero(counts).squeeze(1).tolist():

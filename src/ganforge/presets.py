@@ -82,7 +82,7 @@ FASHION_MNIST = replace(
 # 64x64 colour: the 3,288 training-split Noto emoji, conditional on their 9 groups (`--num-classes 0`: unconditional).
 # The mnist-hq recipe (DCGAN, lazy R1 1, EMA, linear lr decay over the second half) at 64 px with z 128, the groups
 # drawn by the square root of their sizes (People & Body is 59% of the set), no augmentation (ADA and AC-GAN were
-# worse in the screens); 5,000 steps fit 25 minutes on one CPU core. docs/experiments.md#emoji-64
+# worse in the screens); 5,000 steps take ~21 minutes on one CPU core, ~13 on two. docs/experiments.md#emoji-64
 EMOJI_64 = replace(
     MNIST_HQ,
     model=replace(MNIST_HQ.model, image_size=64, channels=3, z_dim=128, num_classes=9),
