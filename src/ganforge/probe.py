@@ -154,7 +154,7 @@ class QualityProbe:
         features, probs = extract(fake, self.extractor, batch_size=BATCH, device=self.device)
         self._last_features = features
         k = self.extractor.num_classes
-        confident = modes.predicted_classes(probs, confidence=modes.CONFIDENCE)
+        confident = modes.predicted_classes(probs, confidence=self.extractor.mode_confidence)
         hist = modes.class_histogram(modes.predicted_classes(probs), k)
         return {
             "classes_covered": float(modes.modes_covered(confident, k)),

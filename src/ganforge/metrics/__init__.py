@@ -60,6 +60,7 @@ class Context:
     labels: np.ndarray | None = None  # (N,) the class each sample was drawn for; a conditional generator only
     is_splits: int = 10  # Inception Score splits
     extractor: str = ""  # its name: "inception" follows torch-fidelity's protocol for KID and IS
+    mode_confidence: float = modes.CONFIDENCE  # the extractor's: top probability at which a class counts as read
 
 
 def _fid(ctx: Context) -> dict[str, Any]:
@@ -139,7 +140,7 @@ def _modes(ctx: Context) -> dict[str, Any]:
         return {**toy.toy_metrics(ctx.fake, centers, std), "mode_kl": modes.mode_kl(hist, ctx.ref.class_hist)}
     assert ctx.probs is not None
     k = ctx.probs.shape[1]
-    confident = modes.predicted_classes(ctx.probs, confidence=modes.CONFIDENCE)
+    confident = modes.predicted_classes(ctx.probs, confidence=ctx.mode_confidence)
     hist = modes.class_histogram(modes.predicted_classes(ctx.probs), k)
     out = {
         "modes_covered": modes.modes_covered(confident, k),
@@ -446,7 +447,8 @@ def evaluate(
     drawn_for = None if generator is None or is_stacked else data_labels(generator, n_fake)
     ctx = Context(fake, probs, stats, seed, kid_subsets, kid_subset_size, toy_info, channel_probs=channel_probs,
                   labels=None if drawn_for is None else drawn_for.numpy(), is_splits=is_splits,
-                  extractor=str(extractor_info["name"]))  # fmt: skip
+                  extractor=str(extractor_info["name"]),
+                  mode_confidence=modes.CONFIDENCE if net is None else net.mode_confidence)  # fmt: skip
     result: dict[str, Any] = dict.fromkeys(
         ["fid", "kid", "kid_std", "precision", "recall", "density", "coverage", "classifier_score"]
     )
@@ -485,7 +487,7 @@ def evaluate(
                 "kid_subset_size": kid_subset_size,
                 "k_precision_recall": precision_recall.K,
                 "k_density_coverage": coverage.K,
-                "mode_confidence": modes.CONFIDENCE,
+                "mode_confidence": ctx.mode_confidence,
                 **(_inception_protocol(is_splits) if extractor_info["name"] == "inception" else {}),
                 **({"stacked_confidence": stacked.CONFIDENCE} if is_stacked else {}),
             },
