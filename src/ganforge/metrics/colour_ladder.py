@@ -133,10 +133,15 @@ def group_coverage_table(confidences: Sequence[float] = GROUP_CONFIDENCES) -> st
     net = load_extractor("emoji")
     test = to_float(load_dataset("emoji", split="test").in_memory()).float()
     rows = [(f"held out: the {len(test)} test-split emoji", test), *rows_images()]
-    lines = ["| images | " + " | ".join(f"p >= {c:g}" for c in confidences) + " |", "|" + " --- |" * (1 + len(confidences))]
+    lines = [
+        "| images | " + " | ".join(f"p >= {c:g}" for c in confidences) + " |",
+        "|" + " --- |" * (1 + len(confidences)),
+    ]
     for name, x in rows:
         probs = extract(x, net)[1]
-        cells = [modes.modes_covered(modes.predicted_classes(probs, confidence=c), net.num_classes) for c in confidences]
+        cells = [
+            modes.modes_covered(modes.predicted_classes(probs, confidence=c), net.num_classes) for c in confidences
+        ]
         lines.append(f"| {name} | " + " | ".join(f"{c}/{net.num_classes}" for c in cells) + " |")
     return "\n".join(lines)
 

@@ -238,7 +238,15 @@ def load_extractor(
     net.load_state_dict(state, strict=True)
     net = for_inference(net).to(device)
     return Extractor(
-        name, net, actual, input_shape, feature_dim, num_classes, metadata, channels_last=True, mode_confidence=confidence
+        name,
+        net,
+        actual,
+        input_shape,
+        feature_dim,
+        num_classes,
+        metadata,
+        channels_last=True,
+        mode_confidence=confidence,
     )
 
 
