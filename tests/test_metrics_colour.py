@@ -111,6 +111,8 @@ def test_held_out_emoji_cover_every_group_at_the_extractors_confidence(extractor
     test = to_float(load_dataset("emoji", split="test").images).float()
     result = evaluate(images=test, data="emoji", n=len(test), metrics=["modes"])
     assert result["protocol"]["mode_confidence"] == extractor.mode_confidence < 0.8
+    # Measured margin: every group has >= 6 reads at >= 0.5 (the bar is 5 of 367), and a group's nearest read to 0.5
+    # sits 0.0009 away, far above what another CPU's kernels change in a probability.
     assert (result["modes_covered"], result["num_modes"]) == (9, 9)
     assert result["mode_kl"] < 1e-9  # the reference itself
     probs = extract(test, extractor)[1]

@@ -154,10 +154,9 @@ class QualityProbe:
         features, probs = extract(fake, self.extractor, batch_size=BATCH, device=self.device)
         self._last_features = features
         k = self.extractor.num_classes
-        confident = modes.predicted_classes(probs, confidence=self.extractor.mode_confidence)
         hist = modes.class_histogram(modes.predicted_classes(probs), k)
         return {
-            "classes_covered": float(modes.modes_covered(confident, k)),
+            "classes_covered": float(modes.covered_at(probs, self.extractor.mode_confidence)),
             "num_classes": float(k),
             "mode_kl": round(modes.mode_kl(hist, self.real_hist), 4),
             "diversity_ratio": round(mean_pairwise_distance(torch.from_numpy(features)) / self.real_diversity, 4),

@@ -140,10 +140,9 @@ def _modes(ctx: Context) -> dict[str, Any]:
         return {**toy.toy_metrics(ctx.fake, centers, std), "mode_kl": modes.mode_kl(hist, ctx.ref.class_hist)}
     assert ctx.probs is not None
     k = ctx.probs.shape[1]
-    confident = modes.predicted_classes(ctx.probs, confidence=ctx.mode_confidence)
     hist = modes.class_histogram(modes.predicted_classes(ctx.probs), k)
     out = {
-        "modes_covered": modes.modes_covered(confident, k),
+        "modes_covered": modes.covered_at(ctx.probs, ctx.mode_confidence),
         "num_modes": k,
         "mode_kl": modes.mode_kl(hist, ctx.ref.class_hist),
     }

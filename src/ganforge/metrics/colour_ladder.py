@@ -139,9 +139,7 @@ def group_coverage_table(confidences: Sequence[float] = GROUP_CONFIDENCES) -> st
     ]
     for name, x in rows:
         probs = extract(x, net)[1]
-        cells = [
-            modes.modes_covered(modes.predicted_classes(probs, confidence=c), net.num_classes) for c in confidences
-        ]
+        cells = [modes.covered_at(probs, c) for c in confidences]
         lines.append(f"| {name} | " + " | ".join(f"{c}/{net.num_classes}" for c in cells) + " |")
     return "\n".join(lines)
 

@@ -37,6 +37,11 @@ def modes_covered(confident_classes: np.ndarray, num_classes: int, *, min_share:
     return int((shares >= min_share).sum()) if len(confident_classes) else 0
 
 
+def covered_at(probs: np.ndarray, confidence: float) -> int:
+    """Classes covered by samples with (N, K) class probabilities, each read at top probability >= confidence."""
+    return modes_covered(predicted_classes(probs, confidence=confidence), np.asarray(probs).shape[1])
+
+
 def mode_kl(hist_fake: np.ndarray, hist_ref: np.ndarray) -> float:
     """KL(q || p) in nats of two class histograms (each normalized here; empty bins of q add nothing)."""
     q = np.asarray(hist_fake, dtype=np.float64)
