@@ -129,6 +129,7 @@ class TrainConfig:
     beta2: float = 0.999
     loss: LossKind = "nonsaturating"
     coarse_weight: float = 1.0  # with model.coarse_d: the coarse critic's loss weight, (L_main + w L_coarse) / 2
+    mode_seeking: float = 0.0  # weight of G's mode-seeking term (diversity.py, Mao et al. 2019); 0: off
     # Regularizers and training tricks (each a small function in regularizers.py / augment.py).
     clip: float | None = None  # wgan: D's weights clipped to [-clip, clip]; None: 0.01 unless a gradient penalty is on
     gp: float = 0.0  # WGAN-GP weight (Gulrajani et al. 2017); 0: off
@@ -183,7 +184,7 @@ class TrainConfig:
             raise ConfigError(f"unknown loss {self.loss!r}; use one of {', '.join(LOSSES)}")
         if not self.coarse_weight > 0:
             raise ConfigError(f"coarse_weight is the coarse critic's loss weight, positive; got {self.coarse_weight}")
-        for name in ("gp", "r1", "r2", "instance_noise"):
+        for name in ("gp", "r1", "r2", "instance_noise", "mode_seeking"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be 0 (off) or positive; got {getattr(self, name)}")
         if self.clip is not None:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ganforge import losses, regularizers, schedule, speed
+from ganforge import diversity, losses, regularizers, schedule, speed
 from ganforge.config import TrainConfig
 from ganforge.models import main_logits, split_logits
 from ganforge.train_state import TrainState
@@ -112,9 +112,17 @@ def d_penalty(
 
 
 def g_update(
-    state: TrainState, real: Tensor, fake: Tensor, labels: Tensor | None, cfg: TrainConfig, *, with_stats: bool = False
+    state: TrainState,
+    real: Tensor,
+    fake: Tensor,
+    labels: Tensor | None,
+    cfg: TrainConfig,
+    *,
+    z: Tensor | None = None,
+    with_stats: bool = False,
 ) -> dict[str, Tensor]:
-    """One generator step: make the updated D score the fakes as real. D's weights get no gradient here."""
+    """One generator step: make the updated D score the fakes as real (and, with mode seeking, unlike each
+    other). D's weights get no gradient here."""
     state.D.requires_grad_(False)
     x_fake = state.augment(fake, cfg)
     logits_real = None
@@ -128,9 +136,15 @@ def g_update(
     loss_g = losses.g_loss(logits_fake, kind=cfg.loss, logits_real=logits_real, coarse_weight=cfg.coarse_weight)
     if class_fake is not None and labels is not None:
         loss_g = loss_g + losses.class_loss(class_fake, labels)
+    total = loss_g
+    if cfg.mode_seeking and z is not None:
+        seeking = diversity.mode_seeking_loss(fake, z, labels)
+        total = loss_g + cfg.mode_seeking * seeking
     state.D.requires_grad_(True)
-    grad_norm = _apply(loss_g, state.opt_g, state.G, state, state.scaler_g, with_stats)
-    out = {"loss_g": loss_g.detach()}
+    grad_norm = _apply(total, state.opt_g, state.G, state, state.scaler_g, with_stats)
+    out = {"loss_g": loss_g.detach()}  # the adversarial loss alone, as the diagnostics read it
+    if with_stats and cfg.mode_seeking and z is not None:
+        out["mode_seeking"] = seeking.detach()
     if grad_norm is not None:
         out["grad_norm_g"] = grad_norm
     return out
@@ -166,7 +180,7 @@ def train_step(
         with state.autocast(), torch.set_grad_enabled(last):
             fake = state.g_net(sync=last)(z, labels)  # G runs once: D sees it detached, G through D
         d_out = d_update(state, real, fake.detach(), labels, cfg, with_stats=with_stats)
-    g_out = g_update(state, real, fake, labels, cfg, with_stats=with_stats)
+    g_out = g_update(state, real, fake, labels, cfg, z=z, with_stats=with_stats)
     update_ema(state, cfg)
     if state.ada is not None:  # every process adjusts p from the statistics of all of them
         state.ada.update(reduce=torch.distributed.all_reduce if state.world_size > 1 else None)
@@ -182,6 +196,8 @@ def train_step(
                 out["d_real"] = _probability(d_out["logits_real"])
                 out["d_fake"] = _probability(d_out["logits_fake"])
         out.update(grad_norm_d=d_out["grad_norm_d"], grad_norm_g=g_out["grad_norm_g"])
+        if "mode_seeking" in g_out:
+            out["mode_seeking"] = g_out["mode_seeking"]
         if "penalty_d" in d_out:
             out["penalty_d"] = d_out["penalty_d"]
         if cfg.lr_decay != "none":

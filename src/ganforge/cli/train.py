@@ -31,7 +31,7 @@ _OVERRIDES = (
     "lr_d", "ema_decay",
     "log_every", "checkpoint_every", "sample_every", "eval_every", "check_every",
     "clip", "gp", "r1", "r2", "reg_every", "n_critic", "augment", "ada_target", "label_smoothing",
-    "instance_noise", "precision", "compile", "lr_decay", "lr_decay_start",
+    "instance_noise", "mode_seeking", "precision", "compile", "lr_decay", "lr_decay_start",
 )  # fmt: skip
 _SWITCHES = ("gp_one_sided", "tensorboard", "sync_bn", "channels_last")  # store_true flags -> True fields
 # flag -> ModelConfig field
@@ -127,6 +127,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--ada-target", type=float, default=None, help="ADA's target r_t (default 0.6)")
     r.add_argument("--label-smoothing", type=float, default=None, help="D's target for real data, e.g. 0.9")
     r.add_argument("--instance-noise", type=float, default=None, metavar="SIGMA", help="annealed to 0")
+    r.add_argument(
+        "--mode-seeking", type=float, default=None, metavar="W", help="weight of G's mode-seeking term (MSGAN)"
+    )
 
     g = p.add_argument_group("logging and outputs")
     g.add_argument("--log-every", type=int, default=None, help="steps between log lines")

@@ -1,0 +1,41 @@
+"""Generator-side diversity terms: the mode-seeking loss (Mao et al., CVPR 2019, arXiv:1903.05628).
+
+A conditional G tends to ignore part of its noise and draw one picture per condition. The mode-seeking
+term asks two latents of the same condition to give images as far apart as the latents are:
+minimize 1 / (d_image / d_z + eps), with d the mean absolute difference (the paper's L1 distances).
+Pairs come from the batch G already drew (no extra forward): samples that share a label, paired in
+batch order (any two samples when G is unconditional).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+EPS = 1e-5  # keeps the term finite when two samples coincide
+
+
+def same_label_pairs(labels: Tensor | None, n: int) -> tuple[Tensor, Tensor]:
+    """Indices (a, b) of disjoint pairs of samples that share a label; halves of the batch when unlabelled."""
+    if labels is None:
+        half = n // 2
+        return torch.arange(half), torch.arange(half, 2 * half)
+    order = torch.sort(labels.cpu(), stable=True).indices
+    sorted_labels = labels.cpu()[order]
+    position = torch.arange(len(order))
+    same_as_next = torch.cat([sorted_labels[1:] == sorted_labels[:-1], torch.tensor([False])])
+    run_start = torch.cummax(torch.where(torch.cat([torch.tensor([True]), ~same_as_next[:-1]]), position, 0), 0).values
+    starts_pair = ((position - run_start) % 2 == 0) & same_as_next  # 1st with 2nd, 3rd with 4th ... of each label
+    first = position[starts_pair]
+    return order[first], order[first + 1]
+
+
+def mode_seeking_loss(fake: Tensor, z: Tensor, labels: Tensor | None) -> Tensor:
+    """1 / (mean |G(z_a) - G(z_b)| / mean |z_a - z_b| + EPS) over same-label pairs; 0 when there are none."""
+    a, b = same_label_pairs(labels, fake.size(0))
+    if not len(a):
+        return fake.new_zeros((), dtype=torch.float32)
+    a, b = a.to(fake.device), b.to(fake.device)
+    d_image = (fake[a].float() - fake[b].float()).abs().mean()
+    d_z = (z[a].float() - z[b].float()).abs().mean()
+    return 1 / (d_image / d_z + EPS)
