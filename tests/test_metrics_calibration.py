@@ -26,7 +26,7 @@ from ganforge.metrics.extractors import load_extractor
 from ganforge.metrics.features import extract
 from ganforge.metrics.fid import frechet_distance
 from ganforge.metrics.kid import kernel_distance
-from ganforge.metrics.modes import CONFIDENCE, class_histogram, mode_kl, modes_covered, predicted_classes
+from ganforge.metrics.modes import CONFIDENCE, covered_at, mode_kl, read_histogram
 from ganforge.metrics.precision_recall import precision_recall
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist (CI installs it)
@@ -50,21 +50,21 @@ def halves():
 def scorer(halves):
     ext = load_extractor("mnist")
     ref_feats, ref_probs = extract(halves[0], ext)
-    ref = compute_stats(ref_feats, class_histogram(predicted_classes(ref_probs), 10))
+    ref = compute_stats(ref_feats, read_histogram(ref_probs))
 
     def score(images):
         feats, probs = extract(images, ext)
         kid, _ = kernel_distance(feats, ref.features, num_subsets=10, subset_size=250)
         p, r = precision_recall(ref.features, feats, real_radii=ref.radii_pr)
         d, c = density_coverage(ref.features, feats, real_radii=ref.radii_dc)
-        hist = class_histogram(predicted_classes(probs), 10)
+        hist = read_histogram(probs)
         return {
             "fid": frechet_distance(feats, ref.features),
             "kid": kid,
             "precision": p,
             "recall": r,
             "coverage": c,
-            "modes": modes_covered(predicted_classes(probs, confidence=CONFIDENCE), 10),
+            "modes": covered_at(probs, CONFIDENCE),
             "mode_kl": mode_kl(hist, ref.class_hist),
         }
 

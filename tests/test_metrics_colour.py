@@ -16,7 +16,7 @@ from ganforge.metrics.extractors import SHIPPED, WEIGHTS_DIR, file_sha256, load_
 from ganforge.metrics.extractors import resolve_extractor_name as resolve
 from ganforge.metrics.features import extract
 from ganforge.metrics.fid import frechet_distance
-from ganforge.metrics.modes import class_histogram, mode_kl, modes_covered, predicted_classes
+from ganforge.metrics.modes import covered_at, mode_kl, read_histogram
 from ganforge.train import train
 
 needs_font = pytest.mark.skipif(
@@ -82,11 +82,11 @@ def test_a_small_ladder_is_in_order(extractor):
     floor = to_float(torch.from_numpy(found.images[pick])).float()
     test = to_float(load_dataset("emoji", split="test").images).float()
     ref_features, ref_probs = extract(test, extractor)
-    ref_hist = class_histogram(predicted_classes(ref_probs), 9)
+    ref_hist = read_histogram(ref_probs)
 
     def score(images):
         features, probs = extract(images, extractor)
-        return frechet_distance(features, ref_features), mode_kl(class_histogram(predicted_classes(probs), 9), ref_hist)
+        return frechet_distance(features, ref_features), mode_kl(read_histogram(probs), ref_hist)
 
     smileys = floor[torch.from_numpy(found.labels("group")[pick] == 0)]
     fid_floor, kl_floor = score(floor)
@@ -116,7 +116,7 @@ def test_held_out_emoji_cover_every_group_at_the_extractors_confidence(extractor
     assert (result["modes_covered"], result["num_modes"]) == (9, 9)
     assert result["mode_kl"] < 1e-9  # the reference itself
     probs = extract(test, extractor)[1]
-    assert modes_covered(predicted_classes(probs, confidence=0.8), 9) < 9
+    assert covered_at(probs, 0.8) < 9
 
 
 @needs_font

@@ -12,7 +12,14 @@ from ganforge.metrics.classifier_score import classifier_score
 from ganforge.metrics.coverage import density_coverage
 from ganforge.metrics.kid import kernel_distance, mmd2_unbiased
 from ganforge.metrics.knn import knn_radii
-from ganforge.metrics.modes import class_histogram, mode_kl, modes_covered, predicted_classes
+from ganforge.metrics.modes import (
+    class_histogram,
+    covered_at,
+    mode_kl,
+    modes_covered,
+    predicted_classes,
+    read_histogram,
+)
 from ganforge.metrics.precision_recall import precision_recall
 from ganforge.metrics.toy import toy_metrics
 
@@ -102,6 +109,9 @@ def test_mode_metrics_dropping_a_class():
     assert modes_covered(predicted_classes(np.full((100, 10), 0.1), confidence=0.8), 10) == 0
     stray = np.concatenate([np.zeros(995, dtype=int), np.arange(1, 6)])
     assert modes_covered(stray, 10) == 1
+    # The helpers the metrics call read the same: the top class at any confidence, coverage at one.
+    assert np.array_equal(read_histogram(dropped), class_histogram(predicted_classes(dropped), 10))
+    assert covered_at(dropped, 0.8) == 9 and covered_at(dropped, 0.99) == 0
 
 
 def test_toy_metrics_on_the_ring():

@@ -27,8 +27,8 @@ def test_seed_stable_keeps_the_seed_networks():
 def class_coverage(run_dir, n=1000):
     """(classes covered, mode KL against uniform) of n samples from the run's exported G, by the mnist classifier."""
     _, probs = extract(sample(load_generator(run_dir), n, seed=0), load_extractor("mnist"))
-    covered = modes.modes_covered(modes.predicted_classes(probs, confidence=modes.CONFIDENCE), 10)
-    kl = modes.mode_kl(modes.class_histogram(modes.predicted_classes(probs), 10), np.full(10, 0.1))
+    covered = modes.covered_at(probs, modes.CONFIDENCE)
+    kl = modes.mode_kl(modes.read_histogram(probs), np.full(10, 0.1))
     return covered, kl
 
 

@@ -20,13 +20,11 @@ def same_label_pairs(labels: Tensor | None, n: int) -> tuple[Tensor, Tensor]:
     if labels is None:
         half = n // 2
         return torch.arange(half), torch.arange(half, 2 * half)
-    order = torch.sort(labels.cpu(), stable=True).indices
-    sorted_labels = labels.cpu()[order]
-    position = torch.arange(len(order))
-    same_as_next = torch.cat([sorted_labels[1:] == sorted_labels[:-1], torch.tensor([False])])
-    run_start = torch.cummax(torch.where(torch.cat([torch.tensor([True]), ~same_as_next[:-1]]), position, 0), 0).values
-    starts_pair = ((position - run_start) % 2 == 0) & same_as_next  # 1st with 2nd, 3rd with 4th ... of each label
-    first = position[starts_pair]
+    sorted_labels, order = torch.sort(labels, stable=True)
+    position = torch.arange(len(order), device=labels.device)
+    run_start = torch.searchsorted(sorted_labels, sorted_labels)  # where each sample's label begins
+    run_end = torch.searchsorted(sorted_labels, sorted_labels, right=True)
+    first = position[((position - run_start) % 2 == 0) & (position + 1 < run_end)]  # 1st with 2nd, 3rd with 4th ...
     return order[first], order[first + 1]
 
 

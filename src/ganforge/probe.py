@@ -112,7 +112,7 @@ class QualityProbe:
 
         def reference() -> dict[str, np.ndarray]:
             features, probs = extract(real, net, batch_size=BATCH, device=device)
-            hist = modes.class_histogram(modes.predicted_classes(probs), net.num_classes)
+            hist = modes.read_histogram(probs)
             return {"hist": hist, "diversity": np.array([mean_pairwise_distance(torch.from_numpy(features))])}
 
         # The same data, extractor, seed and count give the same figures: a run's second start reads them.
@@ -154,7 +154,7 @@ class QualityProbe:
         features, probs = extract(fake, self.extractor, batch_size=BATCH, device=self.device)
         self._last_features = features
         k = self.extractor.num_classes
-        hist = modes.class_histogram(modes.predicted_classes(probs), k)
+        hist = modes.read_histogram(probs)
         return {
             "classes_covered": float(modes.covered_at(probs, self.extractor.mode_confidence)),
             "num_classes": float(k),

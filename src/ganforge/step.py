@@ -118,7 +118,7 @@ def g_update(
     labels: Tensor | None,
     cfg: TrainConfig,
     *,
-    z: Tensor | None = None,
+    z: Tensor,
     with_stats: bool = False,
 ) -> dict[str, Tensor]:
     """One generator step: make the updated D score the fakes as real (and, with mode seeking, unlike each
@@ -136,14 +136,12 @@ def g_update(
     loss_g = losses.g_loss(logits_fake, kind=cfg.loss, logits_real=logits_real, coarse_weight=cfg.coarse_weight)
     if class_fake is not None and labels is not None:
         loss_g = loss_g + losses.class_loss(class_fake, labels)
-    total = loss_g
-    if cfg.mode_seeking and z is not None:
-        seeking = diversity.mode_seeking_loss(fake, z, labels)
-        total = loss_g + cfg.mode_seeking * seeking
+    seeking = diversity.mode_seeking_loss(fake, z, labels) if cfg.mode_seeking else None
+    total = loss_g if seeking is None else loss_g + cfg.mode_seeking * seeking
     state.D.requires_grad_(True)
     grad_norm = _apply(total, state.opt_g, state.G, state, state.scaler_g, with_stats)
     out = {"loss_g": loss_g.detach()}  # the adversarial loss alone, as the diagnostics read it
-    if with_stats and cfg.mode_seeking and z is not None:
+    if with_stats and seeking is not None:
         out["mode_seeking"] = seeking.detach()
     if grad_norm is not None:
         out["grad_norm_g"] = grad_norm

@@ -140,7 +140,7 @@ def _modes(ctx: Context) -> dict[str, Any]:
         return {**toy.toy_metrics(ctx.fake, centers, std), "mode_kl": modes.mode_kl(hist, ctx.ref.class_hist)}
     assert ctx.probs is not None
     k = ctx.probs.shape[1]
-    hist = modes.class_histogram(modes.predicted_classes(ctx.probs), k)
+    hist = modes.read_histogram(ctx.probs)
     out = {
         "modes_covered": modes.covered_at(ctx.probs, ctx.mode_confidence),
         "num_modes": k,
@@ -429,7 +429,7 @@ def evaluate(
                 # own histogram over 1,000 bins would add about 0.05 nats of its sampling noise to mode KL.
                 hist = np.full(stacked.NUM_MODES, 1 / stacked.NUM_MODES)
             else:
-                hist = modes.class_histogram(modes.predicted_classes(ref_probs), extractor_net.num_classes)
+                hist = modes.read_histogram(ref_probs)
             return compute_stats(feats, hist)
 
         toy_info = None

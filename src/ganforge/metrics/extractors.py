@@ -237,8 +237,17 @@ def load_extractor(
         net, input_shape, feature_dim = DigitNet(num_classes=num_classes), (1, 28, 28), FEATURE_DIM
     net.load_state_dict(state, strict=True)
     net = for_inference(net).to(device)
-    return Extractor(name, net, actual, input_shape, feature_dim, num_classes, metadata, channels_last=True,
-                     mode_confidence=confidence)  # fmt: skip
+    return Extractor(
+        name,
+        net,
+        actual,
+        input_shape,
+        feature_dim,
+        num_classes,
+        metadata,
+        channels_last=True,
+        mode_confidence=confidence,
+    )
 
 
 def for_inference(net: nn.Module) -> nn.Module:

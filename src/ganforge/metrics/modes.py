@@ -37,6 +37,11 @@ def modes_covered(confident_classes: np.ndarray, num_classes: int, *, min_share:
     return int((shares >= min_share).sum()) if len(confident_classes) else 0
 
 
+def read_histogram(probs: np.ndarray) -> np.ndarray:
+    """(K,) share of the samples with (N, K) class probabilities read as each class (the top one, any confidence)."""
+    return class_histogram(predicted_classes(probs), np.asarray(probs).shape[1])
+
+
 def covered_at(probs: np.ndarray, confidence: float) -> int:
     """Classes covered by samples with (N, K) class probabilities, each read at top probability >= confidence."""
     return modes_covered(predicted_classes(probs, confidence=confidence), np.asarray(probs).shape[1])
